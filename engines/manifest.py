@@ -1,0 +1,117 @@
+"""The per-model manifest (`theo.yaml`): which engine serves a model and what it can do."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+MANIFEST_FILENAME = "theo.yaml"
+
+
+class EngineName(StrEnum):
+    FASTER_WHISPER = "faster-whisper"
+    WENET = "wenet"
+
+
+class Architecture(StrEnum):
+    ENCODER_DECODER = "encoder-decoder"
+    CTC = "ctc"
+
+
+class Capabilities(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    architecture: Architecture
+    streaming: bool = False
+    languages: list[str] = Field(default_factory=list)
+    word_timestamps: bool = False
+    translation: bool = False
+    partial_transcripts: bool = False
+    hot_words: bool = False
+    batch_inference: bool = False
+    language_detection: bool = False
+    initial_prompt: bool = False
+
+
+class Resources(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    memory_mb: int = Field(default=0, ge=0)
+    gpu_required: bool = False
+    gpu_recommended: bool = False
+
+
+class ModelManifest(BaseModel):
+    """A validated `theo.yaml`. `directory` is where it was found (not part of the file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+    version: str = "1"
+    engine: EngineName
+    type: Literal["stt"] = "stt"
+    description: str = ""
+    capabilities: Capabilities
+    resources: Resources = Field(default_factory=Resources)
+    engine_config: dict[str, Any] = Field(default_factory=dict)
+    directory: Path | None = Field(default=None, exclude=True)
+
+    def model_path(self) -> Path:
+        """The engine's weights: `engine_config.model_path`, relative to the manifest's folder."""
+        raw = str(self.engine_config.get("model_path", "."))
+        path = Path(raw).expanduser()
+        if not path.is_absolute() and self.directory is not None:
+            path = self.directory / path
+        return path
+
+    def supports_language(self, language: str) -> bool:
+        langs = self.capabilities.languages
+        return not langs or language in langs
+
+
+class ManifestError(Exception):
+    """A manifest that cannot be used, with the file and the offending field."""
+
+    def __init__(self, path: Path, field: str, message: str) -> None:
+        self.path = path
+        self.field = field
+        self.message = message
+        super().__init__(f"{path}: {field}: {message}")
+
+
+def parse_manifest(data: object, path: Path) -> ModelManifest:
+    """Validate manifest data read from `path`; raise `ManifestError` naming the first bad field."""
+    if not isinstance(data, dict):
+        raise ManifestError(path, "<root>", "manifest must be a mapping")
+    try:
+        manifest = ModelManifest.model_validate({k: v for k, v in data.items() if k != "directory"})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "<root>"
+        raise ManifestError(path, field, first["msg"]) from None
+    return manifest.model_copy(update={"directory": path.parent})
+
+
+def load_manifest(path: Path) -> ModelManifest:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ManifestError(path, "<yaml>", str(exc).splitlines()[0]) from None
+    except OSError as exc:
+        raise ManifestError(path, "<file>", exc.strerror or str(exc)) from None
+    return parse_manifest(data, path)
+
+
+def dump_manifest(manifest: ModelManifest) -> str:
+    return yaml.safe_dump(manifest.model_dump(mode="json"), sort_keys=False)
+
+
+def write_manifest(manifest: ModelManifest, directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / MANIFEST_FILENAME
+    path.write_text(dump_manifest(manifest), encoding="utf-8")
+    return path

@@ -1,0 +1,1 @@
+"""Ray Serve applications: the gateway, engine deployments, realtime sessions and their config."""
