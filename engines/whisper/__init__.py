@@ -1,0 +1,1 @@
+"""faster-whisper (CTranslate2) engine: encoder-decoder, windows batched across requests."""
