@@ -115,3 +115,11 @@ def write_manifest(manifest: ModelManifest, directory: Path) -> Path:
     path = directory / MANIFEST_FILENAME
     path.write_text(dump_manifest(manifest), encoding="utf-8")
     return path
+
+
+def parse_manifest_arg(data: dict[str, Any]) -> ModelManifest:
+    """A manifest passed as a Serve application argument (with its `directory`)."""
+    body = {k: v for k, v in data.items() if k != "directory"}
+    manifest = ModelManifest.model_validate(body)
+    directory = data.get("directory")
+    return manifest.model_copy(update={"directory": Path(directory) if directory else None})

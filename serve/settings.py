@@ -69,9 +69,7 @@ def default_models_dir() -> Path:
 
 
 class TheoSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="THEO_", env_nested_delimiter="__", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="THEO_", env_nested_delimiter="__", extra="ignore")
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

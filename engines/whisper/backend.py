@@ -45,7 +45,7 @@ N_FRAMES = WINDOW_SECONDS * FRAMES_PER_SECOND
 BEST_OF = 5
 TAIL_MIN_SECONDS = 1.0
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"
-APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
+APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"  # noqa: RUF001
 
 
 @dataclass
@@ -118,7 +118,9 @@ class WhisperBackend(STTBackend):
         except Exception as exc:
             self._health = Health(HealthState.FAILED, f"load failed: {exc}")
             raise
-        self._suppress_tokens = list(get_suppressed_tokens(self._tokenizer("transcribe", "en"), [-1]))
+        self._suppress_tokens = list(
+            get_suppressed_tokens(self._tokenizer("transcribe", "en"), [-1])
+        )
         self._health = Health(HealthState.READY)
 
     def unload(self) -> None:
@@ -182,7 +184,9 @@ class WhisperBackend(STTBackend):
         return [Span(int(t["start"]), int(t["end"])) for t in get_speech_timestamps(audio, vad)]
 
     # -- stage 2: any windows of any requests ------------------------------------------------
-    def decode_batch(self, jobs: list[WindowJob], *, recover_tails: bool = True) -> list[WindowOutput]:
+    def decode_batch(
+        self, jobs: list[WindowJob], *, recover_tails: bool = True
+    ) -> list[WindowOutput]:
         """Decode windows from any mix of requests: one encoder pass, batched generation.
 
         Whisper sometimes stops at the last complete sentence and leaves speech at the end of
@@ -446,7 +450,9 @@ def _request_language(
     for out in outputs:
         spoken = sum(s.end - s.start for s in out.segments)
         weight[out.language] += spoken
-        probability[out.language] = max(probability.get(out.language, 0.0), out.language_probability)
+        probability[out.language] = max(
+            probability.get(out.language, 0.0), out.language_probability
+        )
     if not weight:
         return default, 0.0
     language = max(weight, key=lambda k: weight[k])

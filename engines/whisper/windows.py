@@ -6,6 +6,7 @@ window offset + Whisper's relative timestamp. Cuts are placed in pauses found by
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 
@@ -71,6 +72,6 @@ def _hard_split(span: Span, max_samples: int) -> list[Span]:
 def _gap_midpoints(speech: list[Span]) -> list[int]:
     return [
         (prev.end + nxt.start) // 2
-        for prev, nxt in zip(speech, speech[1:], strict=False)
+        for prev, nxt in itertools.pairwise(speech)
         if nxt.start > prev.end
     ]

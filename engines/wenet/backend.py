@@ -1,0 +1,339 @@
+"""`WenetBackend`: one shared WeNet model per replica, any number of concurrent streams.
+
+Two ways to stream:
+- `transcribe_stream(chunks, options)`: the `STTBackend` async generator.
+- `open_stream` / `accept` / `finish` / `close_stream`: synchronous, one call per audio chunk,
+  for a Serve deployment that receives each chunk of a session in a separate handle call and
+  keeps the session's decoder state between calls (sticky routing by session id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engines.base import (
+    SAMPLE_RATE,
+    Audio,
+    Health,
+    HealthState,
+    StreamSegment,
+    STTBackend,
+    TranscribeOptions,
+    TranscriptionResult,
+)
+from engines.manifest import ModelManifest
+from engines.wenet.config import EndpointConfig, WenetConfig, parse_config
+from engines.wenet.decoder import DecoderStats, DecodeSettings, StreamingDecoder, Update
+from engines.wenet.hot_words import ContextGraphCache
+from engines.wenet.model import AsrModel
+from engines.wenet.results import file_segments, stream_segment
+from engines.wenet.text import join_words
+from engines.wenet.units import UnitTable
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class WenetStream:
+    """One streaming session's decoder state on this replica."""
+
+    session_id: str
+    options: TranscribeOptions
+    language: str | None
+    decoder: StreamingDecoder
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    opened_at: float = field(default_factory=time.monotonic)
+    last_active: float = field(default_factory=time.monotonic)
+    closed: bool = False
+
+    @property
+    def stats(self) -> DecoderStats:
+        """Chunks decoded and time spent (encoder, search, last chunk) for metrics."""
+        return self.decoder.stats
+
+    @property
+    def next_segment_id(self) -> int:
+        return self.decoder.segment_id
+
+    @property
+    def audio_seconds(self) -> float:
+        """Audio decoded so far (to resume elsewhere from the right place)."""
+        return self.decoder.time_offset + self.decoder.audio_seconds
+
+
+class WenetBackend(STTBackend):
+    def __init__(self, manifest: ModelManifest, **overrides: Any) -> None:
+        """`overrides` (e.g. `num_threads` from deployment settings) win over the manifest's
+        `engine_config`; falsy ones are ignored."""
+        super().__init__(manifest)
+        self.config: WenetConfig = parse_config(manifest.engine_config, overrides)
+        self._model: AsrModel | None = None
+        self._units: UnitTable | None = None
+        self._graphs: ContextGraphCache | None = None
+        self._streams: dict[str, WenetStream] = {}
+        self._streams_lock = threading.Lock()
+        self._health = Health(HealthState.LOADING)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def model_dir(self) -> Path:
+        path = Path(self.config.model_path).expanduser()
+        if not path.is_absolute() and self.manifest.directory is not None:
+            path = self.manifest.directory / path
+        return path
+
+    def load(self) -> None:
+        try:
+            self._load()
+        except Exception as exc:
+            self._health = Health(HealthState.FAILED, f"load failed: {exc}")
+            raise
+        self._health = Health(HealthState.READY)
+
+    def _load(self) -> None:
+        cfg = self.config
+        directory = self.model_dir()
+        units = UnitTable.load(directory / cfg.units_file)
+        if cfg.model_format == "onnx":
+            from engines.wenet.onnx_model import OnnxModel
+
+            model: AsrModel = OnnxModel(directory, len(units), num_threads=cfg.num_threads)
+        else:
+            from engines.wenet.torchscript import TorchScriptModel, configure_torch
+
+            configure_torch(cfg.num_threads, cfg.num_interop_threads, cfg.jit_optimize)
+            name = cfg.quantized_model_file if cfg.quantized else cfg.model_file
+            model = TorchScriptModel(directory / name, len(units))
+        self._units = units
+        self._model = model
+        self._graphs = ContextGraphCache(
+            units,
+            context_score=cfg.context_score,
+            incremental_score=cfg.incremental_context_score,
+            max_contexts=cfg.max_contexts,
+            max_context_length=cfg.max_context_length,
+            size=cfg.context_cache_size,
+        )
+        info = model.info
+        logger.info(
+            "wenet model %s: %d units, subsampling %d, right context %d, decoder %s",
+            self.manifest.name,
+            len(units),
+            info.subsampling_rate,
+            info.right_context,
+            "bidirectional" if info.bidirectional_decoder else "left-to-right",
+        )
+
+    def unload(self) -> None:
+        with self._streams_lock:
+            self._streams.clear()
+        if self._model is not None:
+            self._model.close()
+        self._model = None
+        self._health = Health(HealthState.LOADING, "unloaded")
+
+    def health(self) -> Health:
+        return self._health
+
+    @property
+    def units(self) -> UnitTable:
+        if self._units is None:
+            raise RuntimeError("model not loaded")
+        return self._units
+
+    def _loaded(self) -> tuple[AsrModel, UnitTable, ContextGraphCache]:
+        if self._model is None or self._units is None or self._graphs is None:
+            raise RuntimeError(f"model {self.manifest.name} is not loaded")
+        return self._model, self._units, self._graphs
+
+    # -- settings ---------------------------------------------------------------------------
+    def _settings(self, chunk_size: int, options: TranscribeOptions) -> DecodeSettings:
+        cfg = self.config
+        model, units, _ = self._loaded()
+        beam = options.beam_size or cfg.second_beam_size
+        return DecodeSettings(
+            chunk_size=chunk_size,
+            num_left_chunks=cfg.num_left_chunks,
+            first_beam_size=max(cfg.first_beam_size, beam),
+            second_beam_size=beam,
+            blank=cfg.blank_id if cfg.blank_id is not None else units.blank_id(),
+            endpoint=cfg.endpoint,
+            rescoring_weight=cfg.rescoring_weight if model.info.has_decoder else 0.0,
+            ctc_weight=cfg.ctc_weight,
+            reverse_weight=cfg.reverse_weight,
+            timestamp_gap_ms=cfg.timestamp_gap_ms,
+            lowercase=cfg.lowercase,
+            emit_empty_partials=cfg.emit_empty_partials,
+        )
+
+    def _decoder(
+        self,
+        chunk_size: int,
+        options: TranscribeOptions,
+        *,
+        first_segment_id: int = 0,
+        time_offset: float = 0.0,
+    ) -> StreamingDecoder:
+        model, units, graphs = self._loaded()
+        return StreamingDecoder(
+            model,
+            units,
+            self._settings(chunk_size, options),
+            graphs.get(options.hot_words),
+            first_segment_id=first_segment_id,
+            time_offset=time_offset,
+        )
+
+    def _language(self, options: TranscribeOptions) -> str:
+        langs = self.manifest.capabilities.languages
+        return options.language or self.config.language or (langs[0] if langs else "")
+
+    # -- files ------------------------------------------------------------------------------
+    async def transcribe_file(
+        self, audio: Audio, options: TranscribeOptions
+    ) -> TranscriptionResult:
+        return await asyncio.to_thread(self.transcribe_file_sync, audio, options)
+
+    def file_chunk_size(self, duration_s: float) -> int:
+        """Full attention over the whole file unless it is long (then chunks + endpoints)."""
+        cfg = self.config
+        if cfg.file_decoding_chunk_size > 0 or duration_s > cfg.max_full_context_s:
+            return (
+                cfg.file_decoding_chunk_size
+                if cfg.file_decoding_chunk_size > 0
+                else (cfg.long_file_chunk_size)
+            )
+        return -1
+
+    def transcribe_file_sync(self, audio: Audio, options: TranscribeOptions) -> TranscriptionResult:
+        duration = len(audio) / SAMPLE_RATE
+        decoder = self._decoder(self.file_chunk_size(duration), options)
+        finals = [u for u in decoder.accept(np.asarray(audio, dtype=np.float32)) if u.is_final]
+        finals += decoder.finish()
+        min_pause, max_length = pause_rules(self.config.endpoint, self.config.timestamp_gap_ms)
+        segments = file_segments(
+            finals,
+            min_pause_s=min_pause,
+            max_length_s=max_length,
+            with_words=options.word_timestamps,
+        )
+        return TranscriptionResult(
+            text=join_words([s.text for s in segments if s.text]),
+            language=self._language(options),
+            duration=duration,
+            segments=segments,
+            task="transcribe",
+            batch_sizes=[1] * decoder.stats.encoder_calls,
+        )
+
+    # -- streams ----------------------------------------------------------------------------
+    def open_stream(
+        self,
+        session_id: str,
+        options: TranscribeOptions,
+        *,
+        first_segment_id: int = 0,
+        time_offset: float = 0.0,
+    ) -> WenetStream:
+        """A new decoding session (replacing one with the same id).
+
+        `first_segment_id` and `time_offset` let a session resume on another replica by
+        replaying its buffered audio: ids continue after the last final the client saw and
+        times stay on the session's clock.
+        """
+        decoder = self._decoder(
+            self.config.decoding_chunk_size,
+            options,
+            first_segment_id=first_segment_id,
+            time_offset=time_offset,
+        )
+        stream = WenetStream(session_id, options, self._language(options), decoder)
+        with self._streams_lock:
+            old = self._streams.pop(session_id, None)
+            self._streams[session_id] = stream
+        if old is not None:
+            old.closed = True
+        return stream
+
+    def get_stream(self, session_id: str) -> WenetStream | None:
+        with self._streams_lock:
+            return self._streams.get(session_id)
+
+    @property
+    def num_streams(self) -> int:
+        return len(self._streams)
+
+    def accept(self, stream: WenetStream, audio: Audio) -> list[StreamSegment]:
+        """Decode a chunk of audio (any length); a partial per processed encoder chunk and a
+        final per endpoint. Blocking: call it from a worker thread in async code."""
+        with stream.lock:
+            if stream.closed:
+                raise RuntimeError(f"stream {stream.session_id} is closed")
+            stream.last_active = time.monotonic()
+            updates = stream.decoder.accept(np.asarray(audio, dtype=np.float32))
+        return self._segments(stream, updates)
+
+    def finish(self, stream: WenetStream) -> list[StreamSegment]:
+        """End of input: the remaining finals; the stream is closed afterwards."""
+        with stream.lock:
+            updates = [] if stream.closed else stream.decoder.finish()
+        self.close_stream(stream)
+        return self._segments(stream, updates)
+
+    def close_stream(self, stream: WenetStream | str) -> None:
+        """Drop a session's state (client gone) without decoding the rest."""
+        session_id = stream if isinstance(stream, str) else stream.session_id
+        with self._streams_lock:
+            found = self._streams.get(session_id)
+            if found is not None and (isinstance(stream, str) or found is stream):
+                del self._streams[session_id]
+        if found is not None and (isinstance(stream, str) or found is stream):
+            found.closed = True
+        if isinstance(stream, WenetStream):
+            stream.closed = True
+
+    def close_idle_streams(self, max_idle_s: float) -> list[str]:
+        """Close sessions without audio for `max_idle_s`; returns their ids."""
+        now = time.monotonic()
+        with self._streams_lock:
+            idle = [s for s in self._streams.values() if now - s.last_active > max_idle_s]
+        for stream in idle:
+            self.close_stream(stream)
+        return [s.session_id for s in idle]
+
+    @staticmethod
+    def _segments(stream: WenetStream, updates: Sequence[Update]) -> list[StreamSegment]:
+        return [stream_segment(u, stream.language) for u in updates]
+
+    async def transcribe_stream(
+        self, chunks: AsyncIterator[Audio], options: TranscribeOptions
+    ) -> AsyncIterator[StreamSegment]:
+        stream = self.open_stream(f"local-{uuid.uuid4().hex}", options)
+        try:
+            async for chunk in chunks:
+                for segment in await asyncio.to_thread(self.accept, stream, chunk):
+                    yield segment
+            for segment in await asyncio.to_thread(self.finish, stream):
+                yield segment
+        finally:
+            self.close_stream(stream)
+
+
+def pause_rules(endpoint: EndpointConfig, gap_ms: int) -> tuple[float, float]:
+    """(min pause between words, max segment length) in seconds for splitting a file's
+    transcript the way the streaming endpointer would cut it."""
+    silences = [r.min_trailing_silence_ms for r in endpoint.rules if r.must_decode_something]
+    lengths = [r.min_utterance_length_ms for r in endpoint.rules if r.min_utterance_length_ms]
+    silence_s = (min(silences) if silences else 1000) / 1000
+    min_pause = max(0.1, silence_s - 2 * gap_ms / 1000)
+    max_length = (min(lengths) if lengths else 30000) / 1000
+    return min_pause, max_length

@@ -1,0 +1,54 @@
+"""Attention rescoring at an endpoint: the attention decoder re-ranks the CTC n-best."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from engines.wenet.ctc_search import Hypothesis
+from engines.wenet.model import AsrModel, EncoderState
+
+
+def sequence_score(logp: Any, hyp: Sequence[int], eos: int) -> float:
+    """Sum of a decoder's log-probs [positions, vocab] along `hyp`, then `<eos>`."""
+    total = 0.0
+    for position, unit in enumerate(hyp):
+        total += float(logp[position, unit])
+    return total + float(logp[len(hyp), eos])
+
+
+def combined_scores(
+    hyps: Sequence[Hypothesis],
+    attention: Sequence[float],
+    *,
+    rescoring_weight: float,
+    ctc_weight: float,
+) -> list[float]:
+    """WeNet's final score: `rescoring_weight * attention + ctc_weight * ctc` (the CTC score
+    includes the hot-word bonus, so rescoring does not undo biasing)."""
+    return [
+        rescoring_weight * att + ctc_weight * hyp.score
+        for hyp, att in zip(hyps, attention, strict=True)
+    ]
+
+
+def rescore(
+    model: AsrModel,
+    state: EncoderState,
+    hyps: Sequence[Hypothesis],
+    *,
+    rescoring_weight: float,
+    ctc_weight: float,
+    reverse_weight: float,
+) -> list[Hypothesis]:
+    """`hyps` re-ranked best first; unchanged when rescoring is off or impossible."""
+    if rescoring_weight <= 0 or len(hyps) == 0 or not state.encoder_out:
+        return list(hyps)
+    if all(not h.units for h in hyps):
+        return list(hyps)
+    attention = model.rescore(state, [h.units for h in hyps], reverse_weight)
+    scores = combined_scores(
+        hyps, attention, rescoring_weight=rescoring_weight, ctc_weight=ctc_weight
+    )
+    order = sorted(range(len(hyps)), key=lambda i: scores[i], reverse=True)
+    return [hyps[i] for i in order]

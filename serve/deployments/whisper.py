@@ -1,0 +1,107 @@
+"""The Whisper engine deployment: windows of concurrent requests and realtime sessions are
+queued together and decoded as one batch (Ray Serve `@serve.batch`, tunable live through
+`user_config`)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ray import serve
+
+from engines.base import (
+    SAMPLE_RATE,
+    Audio,
+    HealthState,
+    SegmentResult,
+    TranscribeOptions,
+    TranscriptionResult,
+)
+from engines.manifest import ModelManifest, parse_manifest_arg
+from engines.whisper.backend import WhisperBackend, WindowJob, WindowOutput
+from serve.metrics import EngineMetrics
+from serve.settings import TheoSettings
+
+
+@serve.deployment(max_ongoing_requests=128)
+class WhisperDeployment:
+    def __init__(self, manifest: dict[str, Any], settings: dict[str, Any]) -> None:
+        self.manifest: ModelManifest = parse_manifest_arg(manifest)
+        spec = TheoSettings(**settings).whisper
+        self.backend = WhisperBackend(
+            self.manifest,
+            device=spec.device,
+            compute_type=spec.compute_type,
+            cpu_threads=spec.cpu_threads,
+            beam_size=spec.beam_size,
+        )
+        self.metrics = EngineMetrics(self.manifest.name, self.manifest.engine.value)
+        self.backend.load()
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        if "max_batch_size" in user_config:
+            self._decode.set_max_batch_size(int(user_config["max_batch_size"]))
+        if "batch_wait_timeout_s" in user_config:
+            self._decode.set_batch_wait_timeout_s(float(user_config["batch_wait_timeout_s"]))
+
+    async def transcribe(self, audio: Audio, options: TranscribeOptions) -> TranscriptionResult:
+        started = time.perf_counter()
+        jobs = await asyncio.to_thread(self.backend.prepare, audio, options)
+        outputs = list(await asyncio.gather(*(self._queued_decode(job) for job in jobs)))
+        result = self.backend.assemble(len(audio) / SAMPLE_RATE, options, outputs)
+        self._observe_rtf(started, result.duration)
+        return result
+
+    async def transcribe_stream(
+        self, audio: Audio, options: TranscribeOptions
+    ) -> AsyncIterator[SegmentResult | TranscriptionResult]:
+        """Segments in time order as their windows finish, then the whole result."""
+        started = time.perf_counter()
+        jobs = await asyncio.to_thread(self.backend.prepare, audio, options)
+        tasks = [asyncio.create_task(self._queued_decode(job)) for job in jobs]
+        outputs: list[WindowOutput] = []
+        next_id = 0
+        for task in tasks:
+            output = await task
+            outputs.append(output)
+            for segment in output.segments:
+                segment.id = next_id
+                next_id += 1
+                yield segment
+        result = self.backend.assemble(len(audio) / SAMPLE_RATE, options, outputs)
+        self._observe_rtf(started, result.duration)
+        yield result
+
+    async def _queued_decode(self, job: WindowJob) -> WindowOutput:
+        self.metrics.queue_depth.inc()
+        try:
+            output: WindowOutput = await self._decode(job)
+        finally:
+            self.metrics.queue_depth.dec()
+        return output
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
+    async def _decode(self, jobs: list[WindowJob]) -> list[WindowOutput]:
+        started = time.perf_counter()
+        outputs = await asyncio.to_thread(self.backend.decode_batch, jobs)
+        self.metrics.batch_size.observe(len(jobs))
+        self.metrics.batch_latency.observe(time.perf_counter() - started)
+        return outputs
+
+    def _observe_rtf(self, started: float, duration: float) -> None:
+        if duration > 0:
+            self.metrics.real_time_factor.observe((time.perf_counter() - started) / duration)
+
+    async def health(self) -> dict[str, str]:
+        state = self.backend.health()
+        return {"state": state.state.value, "detail": state.detail}
+
+    def check_health(self) -> None:
+        state = self.backend.health()
+        if state.state is not HealthState.READY:
+            raise RuntimeError(f"whisper backend not ready: {state.detail}")
+
+    async def metrics_text(self) -> str:
+        return self.metrics.exposition()

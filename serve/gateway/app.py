@@ -1,0 +1,37 @@
+"""The gateway: FastAPI app + the Serve ingress deployment that owns the engine handles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from ray import serve
+
+from engines.manifest import parse_manifest_arg
+from serve.gateway.context import GatewayContext, set_context
+from serve.gateway.errors import install_error_handlers
+from serve.gateway.routers import audio, models, ops
+from serve.metrics import GatewayMetrics
+from serve.routing import ModelRouter
+from serve.settings import TheoSettings
+
+api = FastAPI(title="Theo", description="OpenAI-compatible speech-to-text", version="0.1.0")
+install_error_handlers(api)
+api.include_router(audio.router)
+api.include_router(models.router)
+api.include_router(ops.router)
+
+
+@serve.deployment(max_ongoing_requests=1024)
+@serve.ingress(api)
+class Gateway:
+    def __init__(
+        self, settings: dict[str, Any], manifests: list[dict[str, Any]], engines: dict[str, Any]
+    ) -> None:
+        set_context(
+            GatewayContext(
+                settings=TheoSettings(**settings),
+                router=ModelRouter([parse_manifest_arg(m) for m in manifests], engines),
+                metrics=GatewayMetrics(),
+            )
+        )

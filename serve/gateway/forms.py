@@ -1,0 +1,76 @@
+"""Multipart form -> `TranscriptionRequest`, with OpenAI-style 400s naming the bad param."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.datastructures import FormData, UploadFile
+
+from engines.whisper.languages import normalize_language
+from serve.errors import InvalidParameterError
+from serve.gateway.protocol import TranscriptionRequest
+
+LIST_FIELDS = {"timestamp_granularities", "hot_words"}
+TRUE_WORDS = {"true", "1", "yes", "on"}
+FALSE_WORDS = {"false", "0", "no", "off", ""}
+
+
+def _bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in TRUE_WORDS:
+        return True
+    if lowered in FALSE_WORDS:
+        return False
+    raise InvalidParameterError(name, f"'{name}' must be a boolean, got {value!r}.")
+
+
+def form_fields(form: FormData) -> dict[str, Any]:
+    """Collect text fields; `name[]` and `name` both feed list fields (the SDK sends `[]`)."""
+    fields: dict[str, Any] = {}
+    for raw_key, value in form.multi_items():
+        if isinstance(value, UploadFile) or raw_key == "file":
+            continue
+        key = raw_key.removesuffix("[]")
+        if key in LIST_FIELDS:
+            parts = [p.strip() for p in str(value).split(",")] if key == "hot_words" else [value]
+            fields.setdefault(key, []).extend(p for p in parts if p)
+        else:
+            fields[key] = value
+    return fields
+
+
+def parse_request(form: FormData, *, translation: bool) -> TranscriptionRequest:
+    fields = form_fields(form)
+    for name in ("stream", "vad_filter"):
+        if name in fields:
+            fields[name] = _bool(name, str(fields[name]))
+    if translation:
+        for name in ("language", "timestamp_granularities", "hot_words"):
+            fields.pop(name, None)
+    if fields.get("language") in ("", None):
+        fields.pop("language", None)
+    elif "language" in fields:
+        code = normalize_language(str(fields["language"]))
+        if code is None:
+            raise InvalidParameterError(
+                "language", f"Unsupported language {fields['language']!r}; use ISO-639-1."
+            )
+        fields["language"] = code
+    if "model" not in fields:
+        raise InvalidParameterError("model", "you must provide a model parameter")
+    try:
+        return TranscriptionRequest.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = str(first["loc"][0]) if first["loc"] else None
+        raise InvalidParameterError(
+            param or "request", f"Invalid value for '{param}': {first['msg']}."
+        ) from None
+
+
+def upload_file(form: FormData) -> UploadFile:
+    value = form.get("file")
+    if not isinstance(value, UploadFile):
+        raise InvalidParameterError("file", "you must provide an audio file in the 'file' field")
+    return value

@@ -1,0 +1,1 @@
+"""Thin FastAPI routers; the work happens in `serve.gateway.serving` and the engines."""

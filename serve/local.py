@@ -1,0 +1,83 @@
+"""The embedded local run: a private local Ray, Serve on loopback, the same app as a cluster."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from engines.manifest import ManifestError
+from engines.registry import ModelRegistry
+from serve.builder import ENGINE_RESOURCE, app_args, selected_manifests
+from serve.settings import TheoSettings
+
+logger = logging.getLogger(__name__)
+
+RAY_ENV = {
+    # Bind to loopback, not the external interface; no auth tokens; no usage reporting.
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
+LOCAL_ENGINE_SLOTS = 16
+"""How many engine replicas of each kind the local node offers (Ray custom resources)."""
+
+
+def prepare_environment() -> None:
+    for key, value in RAY_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+def start_local_ray(num_cpus: int | None = None) -> str:
+    """Start a private Ray node (never `ray stop`: that kills every Ray on the machine)."""
+    prepare_environment()
+    import ray
+
+    temp_dir = tempfile.mkdtemp(prefix="theo-ray-")
+    resources = {name: float(LOCAL_ENGINE_SLOTS) for name in ENGINE_RESOURCE.values()}
+    ray.init(
+        address="local",
+        num_cpus=num_cpus or max(8, os.cpu_count() or 1),
+        resources=resources,
+        include_dashboard=False,
+        _temp_dir=temp_dir,
+        log_to_driver=False,
+        configure_logging=True,
+        logging_level=logging.WARNING,
+    )
+    return temp_dir
+
+
+def load_models(settings: TheoSettings) -> tuple[list[Any], list[ManifestError]]:
+    registry = ModelRegistry.scan(settings.models_dir)
+    return selected_manifests(settings, registry.models), registry.errors
+
+
+def deploy(settings: TheoSettings, *, blocking: bool = False) -> None:
+    """Start Serve's HTTP proxy on settings.host:port and deploy the Theo application."""
+    from ray import serve
+
+    from serve.app import build_app
+
+    manifests, errors = load_models(settings)
+    for error in errors:
+        logger.warning("invalid manifest skipped: %s", error)
+    if not manifests:
+        raise RuntimeError(f"no models found in {settings.models_dir}")
+    serve.start(http_options={"host": settings.host, "port": settings.port})
+    app = build_app(app_args(settings, manifests, include_secrets=True))
+    serve.run(app, name=settings.app_name, route_prefix="/", blocking=blocking)
+
+
+def shutdown() -> None:
+    import ray
+    from ray import serve
+
+    serve.shutdown()
+    ray.shutdown()
+
+
+def models_dir_ready(models_dir: Path) -> bool:
+    return any(models_dir.glob("*/theo.yaml"))

@@ -1,0 +1,77 @@
+"""How a session reaches a model: any `transcribe(audio, options)` coroutine, with retries.
+
+In the gateway it is the engine deployment's handle (so passes of many sessions share the
+deployment's dynamic batcher); in-process it is a loaded backend's `transcribe_file`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from engines.base import Audio, STTBackend, TranscribeOptions, TranscriptionResult
+
+logger = logging.getLogger(__name__)
+
+Transcriber = Callable[[Audio, TranscribeOptions], Awaitable[TranscriptionResult]]
+
+
+class EngineFailureError(RuntimeError):
+    """The engine could not transcribe within the retry window."""
+
+
+def handle_transcriber(handle: Any) -> Transcriber:
+    """Calls `transcribe` on a Ray Serve deployment handle."""
+
+    async def transcribe(audio: Audio, options: TranscribeOptions) -> TranscriptionResult:
+        result: TranscriptionResult = await handle.transcribe.remote(audio, options)
+        return result
+
+    return transcribe
+
+
+def backend_transcriber(backend: STTBackend) -> Transcriber:
+    return backend.transcribe_file
+
+
+async def transcribe_once(
+    transcribe: Transcriber, audio: Audio, options: TranscribeOptions, timeout_s: float
+) -> TranscriptionResult:
+    return await asyncio.wait_for(transcribe(audio, options), timeout_s)
+
+
+async def transcribe_with_retry(
+    transcribe: Transcriber,
+    audio: Audio,
+    options: TranscribeOptions,
+    *,
+    timeout_s: float,
+    retry_window_s: float,
+    first_backoff_s: float = 0.2,
+    max_backoff_s: float = 2.0,
+) -> TranscriptionResult:
+    """Try, and on failure (replica died, timeout) try again with backoff until
+    `retry_window_s` has passed since the first failure; then raise `EngineFailureError`.
+
+    Serve routes a retried call to a live replica (or waits for the replacement of a dead one).
+    """
+    loop = asyncio.get_running_loop()
+    deadline: float | None = None
+    backoff = first_backoff_s
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await transcribe_once(transcribe, audio, options, timeout_s)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            now = loop.time()
+            deadline = now + retry_window_s if deadline is None else deadline
+            logger.warning("engine call failed (attempt %d): %r", attempt, exc)
+            if now + backoff > deadline:
+                raise EngineFailureError(f"{type(exc).__name__}: {exc}") from exc
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, max_backoff_s)
