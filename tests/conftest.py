@@ -1,0 +1,70 @@
+"""Session fixtures: bundled models in a temp models dir, and the real Theo Serve app on a
+private local Ray, over loopback. API keys are on, so every client sends `API_KEY`."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import free_port
+
+API_KEY = "test-key"
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from engines.bundled import install_bundled
+
+    path = tmp_path_factory.mktemp("models")
+    install_bundled(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def serve_url(models_dir: Path) -> Iterator[str]:
+    """Base URL of the real service: gateway + whisper-tiny.en + whisper-base deployments."""
+    from serve import local
+    from serve.settings import TheoSettings
+
+    port = free_port()
+    settings = TheoSettings(
+        port=port,
+        models_dir=models_dir,
+        api_keys=[API_KEY],
+        whisper={"max_batch_size": 8, "batch_wait_timeout_s": 0.1, "cpu_threads": 2},
+    )
+    local.start_local_ray()
+    try:
+        local.deploy(settings)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        else:
+            raise RuntimeError("Theo did not become healthy in 180 s")
+        os.environ["THEO_TEST_URL"] = url
+        yield url
+    finally:
+        local.shutdown()
+
+
+@pytest.fixture(scope="session")
+def auth_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {API_KEY}"}
+
+
+@pytest.fixture(scope="session")
+def openai_client(serve_url: str):  # type: ignore[no-untyped-def]
+    from openai import OpenAI
+
+    return OpenAI(base_url=f"{serve_url}/v1", api_key=API_KEY, max_retries=0, timeout=300)
