@@ -180,6 +180,8 @@ class CtcPrefixBeamSearch:
                         # the unit's frame is its most confident one
                         same.path_ns = path.move_last(t, p) if p > path.logps[-1] else path
                     same.copy_context(cur)
+                    if cur.s == NEG_INF:
+                        continue
                     # *a blank + a -> *aa
                     longer = (*prefix, unit)
                     ext = nxt.get(longer) or nxt.setdefault(longer, _Score())

@@ -17,7 +17,8 @@ BLANK = 0
 def random_logp(frames: int, vocab: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     logits = rng.normal(scale=2.0, size=(frames, vocab))
-    return (logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))).astype(np.float32)
+    logp: np.ndarray = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    return logp.astype(np.float32)
 
 
 def collapse(path: tuple[int, ...]) -> tuple[int, ...]:
@@ -30,10 +31,13 @@ def collapse(path: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(out)
 
 
-def brute_force(logp: np.ndarray) -> tuple[dict[tuple[int, ...], float], dict]:
+Best = dict[tuple[int, ...], tuple[float, tuple[int, ...]]]
+
+
+def brute_force(logp: np.ndarray) -> tuple[dict[tuple[int, ...], float], Best]:
     """Exact prefix log-probabilities, and each prefix's best alignment."""
     totals: dict[tuple[int, ...], float] = {}
-    best: dict[tuple[int, ...], tuple[float, tuple[int, ...]]] = {}
+    best: Best = {}
     frames, vocab = logp.shape
     for path in itertools.product(range(vocab), repeat=frames):
         score = float(sum(logp[t, u] for t, u in enumerate(path)))
