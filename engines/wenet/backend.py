@@ -102,17 +102,16 @@ class WenetBackend(STTBackend):
     def _load(self) -> None:
         cfg = self.config
         directory = self.model_dir()
+        files = [cfg.units_file, cfg.quantized_model_file if cfg.quantized else cfg.model_file]
+        for name in files:
+            if not (directory / name).is_file():
+                raise FileNotFoundError(f"{directory / name} not found")
         units = UnitTable.load(directory / cfg.units_file)
-        if cfg.model_format == "onnx":
-            from engines.wenet.onnx_model import OnnxModel
+        from engines.wenet.torchscript import TorchScriptModel, configure_torch
 
-            model: AsrModel = OnnxModel(directory, len(units), num_threads=cfg.num_threads)
-        else:
-            from engines.wenet.torchscript import TorchScriptModel, configure_torch
-
-            configure_torch(cfg.num_threads, cfg.num_interop_threads, cfg.jit_optimize)
-            name = cfg.quantized_model_file if cfg.quantized else cfg.model_file
-            model = TorchScriptModel(directory / name, len(units))
+        configure_torch(cfg.num_threads, cfg.num_interop_threads, cfg.jit_optimize)
+        name = cfg.quantized_model_file if cfg.quantized else cfg.model_file
+        model: AsrModel = TorchScriptModel(directory / name, len(units))
         self._units = units
         self._model = model
         self._graphs = ContextGraphCache(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -41,7 +41,6 @@ class WenetConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model_path: str = "."
-    model_format: Literal["torchscript", "onnx"] = "torchscript"
     model_file: str = "final.zip"
     quantized: bool = False
     quantized_model_file: str = "final_quant.zip"

@@ -38,7 +38,7 @@ class TorchScriptModel:
                     torch.backends.quantized.engine = engine
                     break
         self._torch = torch
-        self._module = torch.jit.load(str(path), map_location="cpu")
+        self._module = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
         self._module.eval()
         m = self._module
         self.info = ModelInfo(
