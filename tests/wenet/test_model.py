@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 
@@ -74,7 +76,9 @@ async def test_rescoring_picks_the_final_among_the_n_best(tiny_model: GeneratedM
     assert model is not None
     original = model.rescore
 
-    def spy(state: EncoderState, hyps: list[tuple[int, ...]], reverse_weight: float) -> list[float]:
+    def spy(
+        state: EncoderState, hyps: Sequence[Sequence[int]], reverse_weight: float
+    ) -> list[float]:
         seen.append([tuple(h) for h in hyps])
         return original(state, hyps, reverse_weight)
 

@@ -20,9 +20,9 @@ def load_audio(path: Path) -> npt.NDArray[np.float32]:
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
         for frame in container.decode(audio=0):
             for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray().reshape(-1))
+                chunks.append(np.asarray(out.to_ndarray(), dtype=np.float32).reshape(-1))
         for out in resampler.resample(None):
-            chunks.append(out.to_ndarray().reshape(-1))
+            chunks.append(np.asarray(out.to_ndarray(), dtype=np.float32).reshape(-1))
     return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,12 @@ def fit_frames_per_token(
     return max(1, speech_frames(audio, rate, threshold) // steps)
 
 
+def save_script(model: nn.Module, path: Path) -> None:
+    """What WeNet's `export_jit.py` does: script the whole model and save it."""
+    scripted = torch.jit.script(model)
+    scripted.save(str(path))  # type: ignore[no-untyped-call]
+
+
 def engine_config(playback: bool, overrides: dict[str, Any]) -> dict[str, Any]:
     config: dict[str, Any] = {
         "model_path": ".",
@@ -134,10 +141,14 @@ def generate_model(
             speech_threshold=speech_threshold,
         ).eval()
         transcript = plain_text(playback)
-    torch.jit.script(model).save(str(directory / "final.zip"))
+    save_script(model, directory / "final.zip")
     if quantize:
-        quantized = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
-        torch.jit.script(quantized).save(str(directory / "final_quant.zip"))
+        with warnings.catch_warnings():  # torch deprecates the qint8 API export_jit.py uses
+            warnings.simplefilter("ignore", UserWarning)
+            quantized = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
+                model, {nn.Linear}, dtype=torch.qint8
+            )
+        save_script(quantized, directory / "final_quant.zip")
     (directory / "units.txt").write_text(units_txt(units), encoding="utf-8")
     size_mb = (directory / "final.zip").stat().st_size / 2**20
     manifest = ModelManifest(

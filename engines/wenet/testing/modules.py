@@ -6,8 +6,6 @@ with a left-context cache) -> CTC head. Decoder: a small transformer for attenti
 rescoring. Random weights; the architecture, not the accuracy, is the point.
 """
 
-from __future__ import annotations
-
 import math
 from dataclasses import dataclass
 
@@ -46,6 +44,9 @@ def positions(offset: int, size: int, d_model: int) -> Tensor:
 
 
 class GlobalCmvn(nn.Module):
+    mean: Tensor
+    istd: Tensor
+
     def __init__(self, mean: Tensor, istd: Tensor) -> None:
         super().__init__()
         self.register_buffer("mean", mean)
@@ -79,7 +80,8 @@ class Conv2dSubsampling(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = self.conv(x.unsqueeze(1))
         b, c, t, f = x.size()
-        return self.out(x.transpose(1, 2).contiguous().view(b, t, c * f))
+        out: Tensor = self.out(x.transpose(1, 2).contiguous().view(b, t, c * f))
+        return out
 
 
 class FeedForward(nn.Module):
@@ -89,7 +91,8 @@ class FeedForward(nn.Module):
         self.w2 = nn.Linear(hidden, d_model)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.w2(torch.nn.functional.silu(self.w1(x)))
+        out: Tensor = self.w2(torch.nn.functional.silu(self.w1(x)))
+        return out
 
 
 class Attention(nn.Module):
@@ -237,7 +240,8 @@ class DecoderBlock(nn.Module):
         h = self.norm1(x)
         x = x + self.self_attn(h, h, self_mask, no_cache)[0]
         x = x + self.cross_attn(self.norm2(x), memory, no_mask, no_cache)[0]
-        return x + self.ff(self.norm3(x))
+        out: Tensor = x + self.ff(self.norm3(x))
+        return out
 
 
 class AttentionDecoder(nn.Module):
@@ -261,7 +265,8 @@ class AttentionDecoder(nn.Module):
         mask = causal.unsqueeze(0) & valid.unsqueeze(1)
         for block in self.blocks:
             x = block(x, mask, memory)
-        return self.out(self.norm(x))
+        out: Tensor = self.out(self.norm(x))
+        return out
 
 
 class U2Model(nn.Module):
@@ -280,7 +285,8 @@ class U2Model(nn.Module):
     def forward(self, xs: Tensor) -> Tensor:
         empty = torch.zeros(0, 0, 0, 0)
         out = self.forward_encoder_chunk(xs, 0, -1, empty, empty)[0]
-        return self.ctc_activation(out)
+        logp: Tensor = self.ctc_activation(out)
+        return logp
 
     @torch.jit.export
     def subsampling_rate(self) -> int:
@@ -315,7 +321,8 @@ class U2Model(nn.Module):
 
     @torch.jit.export
     def ctc_activation(self, xs: Tensor) -> Tensor:
-        return torch.log_softmax(self.ctc(xs), dim=-1)
+        logp: Tensor = torch.log_softmax(self.ctc(xs), dim=-1)
+        return logp
 
     @torch.jit.export
     def forward_attention_decoder(

@@ -5,8 +5,6 @@ head into the script posteriors. State (speech frames seen) rides in an extra sl
 cnn cache, which the runtime passes back untouched.
 """
 
-from __future__ import annotations
-
 import torch
 from torch import Tensor, nn
 
@@ -34,6 +32,9 @@ def speech_mask(xs: Tensor, rate: int, right_context: int, threshold: float, fra
 
 
 class PlaybackModel(nn.Module):
+    primary: Tensor
+    alternative: Tensor
+
     def __init__(
         self,
         base: U2Model,
