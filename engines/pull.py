@@ -61,7 +61,7 @@ def pull(name: str, models_dir: Path, *, model_name: str | None = None) -> Path:
         HfApi().model_info(repo, timeout=10)
     except HfHubHTTPError as exc:
         raise PullError(f"cannot fetch {repo} from Hugging Face: {exc}") from None
-    except OSError as exc:
+    except Exception as exc:  # connection errors differ by HTTP backend (httpx, requests)
         raise PullError(
             f"cannot reach Hugging Face to download {repo} ({exc}); check your network or "
             "install a model directory offline with its theo.yaml"

@@ -1,0 +1,29 @@
+# The two set-up commands of the README: `make run` and `make test`.
+# Both create and use a virtual environment at .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.theo-installed
+
+.PHONY: install run test lint bench
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[whisper,wenet,dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/theo serve
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check serve engines tests loadtests
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python loadtests/bench_batch.py

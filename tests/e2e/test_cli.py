@@ -1,0 +1,86 @@
+"""The `theo` CLI as a user runs it (subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import API_KEY
+from tests.support import clips, wer
+
+THEO = [sys.executable, "-m", "serve.cli"]
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*THEO, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_models_lists_bundled_models_with_capabilities(models_dir: Path) -> None:
+    out = run("models", "--models-dir", str(models_dir), "--json")
+    assert out.returncode == 0, out.stderr
+    listing = json.loads(out.stdout)
+    by_name = {m["name"]: m for m in listing["models"]}
+    assert by_name["whisper-base"]["capabilities"]["translation"] is True
+    assert by_name["whisper-tiny.en"]["capabilities"]["languages"] == ["en"]
+    human = run("models", "--models-dir", str(models_dir))
+    assert "whisper-tiny.en" in human.stdout and "encoder-decoder" in human.stdout
+
+
+def test_pull_without_network_fails_fast_and_clearly(tmp_path: Path) -> None:
+    started = time.monotonic()
+    out = run("pull", "tiny.en", "--models-dir", str(tmp_path), env={"HF_HUB_OFFLINE": "0"})
+    assert out.returncode != 0
+    assert "cannot reach Hugging Face" in out.stderr or "cannot fetch" in out.stderr
+    assert time.monotonic() - started < 60
+    assert not any(tmp_path.iterdir())
+
+
+def test_pull_rejects_unknown_alias(tmp_path: Path) -> None:
+    out = run("pull", "not-a-model", "--models-dir", str(tmp_path))
+    assert out.returncode != 0 and "unknown model" in out.stderr
+
+
+@pytest.mark.e2e
+def test_transcribe_against_running_service(serve_url: str) -> None:
+    clip = clips()["jfk.wav"]
+    out = run(
+        "transcribe",
+        str(clip.path),
+        "-m",
+        "whisper-tiny.en",
+        "--url",
+        serve_url,
+        "--api-key",
+        API_KEY,
+    )
+    assert out.returncode == 0, out.stderr
+    assert wer(clip.transcript, out.stdout) <= 0.1
+    srt = run(
+        "transcribe", str(clip.path), "--format", "srt", "--url", serve_url, "--api-key", API_KEY
+    )
+    assert srt.stdout.startswith("1\n00:00:00,000 --> ")
+    bad = run("transcribe", str(clip.path), "-m", "nope", "--url", serve_url, "--api-key", API_KEY)
+    assert bad.returncode != 0 and "404" in bad.stderr and "nope" in bad.stderr
+
+
+def test_serve_config_command_emits_valid_yaml(models_dir: Path) -> None:
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+
+    out = run("serve-config", "--models-dir", str(models_dir))
+    assert out.returncode == 0, out.stderr
+    ServeDeploySchema.model_validate(yaml.safe_load(out.stdout))
