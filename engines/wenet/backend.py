@@ -155,7 +155,9 @@ class WenetBackend(STTBackend):
         return self._model, self._units, self._graphs
 
     # -- settings ---------------------------------------------------------------------------
-    def _settings(self, chunk_size: int, options: TranscribeOptions) -> DecodeSettings:
+    def _settings(
+        self, chunk_size: int, options: TranscribeOptions, *, partials: bool = True
+    ) -> DecodeSettings:
         cfg = self.config
         model, units, _ = self._loaded()
         beam = options.beam_size or cfg.second_beam_size
@@ -171,6 +173,7 @@ class WenetBackend(STTBackend):
             reverse_weight=cfg.reverse_weight,
             timestamp_gap_ms=cfg.timestamp_gap_ms,
             lowercase=cfg.lowercase,
+            emit_partials=partials,
             emit_empty_partials=cfg.emit_empty_partials,
         )
 
@@ -181,12 +184,13 @@ class WenetBackend(STTBackend):
         *,
         first_segment_id: int = 0,
         time_offset: float = 0.0,
+        partials: bool = True,
     ) -> StreamingDecoder:
         model, units, graphs = self._loaded()
         return StreamingDecoder(
             model,
             units,
-            self._settings(chunk_size, options),
+            self._settings(chunk_size, options, partials=partials),
             graphs.get(options.hot_words),
             first_segment_id=first_segment_id,
             time_offset=time_offset,
@@ -215,8 +219,8 @@ class WenetBackend(STTBackend):
 
     def transcribe_file_sync(self, audio: Audio, options: TranscribeOptions) -> TranscriptionResult:
         duration = len(audio) / SAMPLE_RATE
-        decoder = self._decoder(self.file_chunk_size(duration), options)
-        finals = [u for u in decoder.accept(np.asarray(audio, dtype=np.float32)) if u.is_final]
+        decoder = self._decoder(self.file_chunk_size(duration), options, partials=False)
+        finals = decoder.accept(np.asarray(audio, dtype=np.float32))
         finals += decoder.finish()
         min_pause, max_length = pause_rules(self.config.endpoint, self.config.timestamp_gap_ms)
         segments = file_segments(

@@ -41,6 +41,8 @@ class DecodeSettings:
     reverse_weight: float = 0.0
     timestamp_gap_ms: int = 100
     lowercase: bool = False
+    emit_partials: bool = True
+    """Files only need finals: skip building partials."""
     emit_empty_partials: bool = False
 
 
@@ -147,6 +149,8 @@ class StreamingDecoder:
                 self.encoder, chunk, self.schedule.required_cache_size(), keep
             )
             encoded = time.perf_counter()
+            if logp.shape[0] == 0:  # a tail too short for one output frame
+                continue
             self.search.search(logp)
             self.endpointer.update(logp)
             self._count(started, encoded, time.perf_counter())
@@ -162,7 +166,11 @@ class StreamingDecoder:
                     updates.append(final)
                 self._restart()
                 continue
-            if not input_finished and (best.units or self.settings.emit_empty_partials):
+            if (
+                self.settings.emit_partials
+                and not input_finished
+                and (best.units or self.settings.emit_empty_partials)
+            ):
                 updates.append(self._update(best, is_final=False))
         return updates
 

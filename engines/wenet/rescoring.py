@@ -24,8 +24,8 @@ def combined_scores(
     rescoring_weight: float,
     ctc_weight: float,
 ) -> list[float]:
-    """WeNet's final score: `rescoring_weight * attention + ctc_weight * ctc` (the CTC score
-    includes the hot-word bonus, so rescoring does not undo biasing)."""
+    """WeNet's final score: `rescoring_weight * attention + ctc_weight * ctc`. The CTC score
+    carries the hot-word bonus, so biasing still counts, weighted by `ctc_weight`."""
     return [
         rescoring_weight * att + ctc_weight * hyp.score
         for hyp, att in zip(hyps, attention, strict=True)

@@ -91,6 +91,15 @@ async def test_silence_gives_an_empty_result(hello_backend: WenetBackend) -> Non
     assert result.text == "" and result.segments == []
 
 
+@pytest.mark.parametrize("samples", [0, 100, 800])
+async def test_too_little_audio_gives_an_empty_result(
+    hello_backend: WenetBackend, samples: int
+) -> None:
+    audio = bursts([("speech", samples / 16000)])
+    result = await hello_backend.transcribe_file(audio, TranscribeOptions())
+    assert result.text == "" and result.segments == [] and result.batch_sizes == []
+
+
 async def test_every_segment_replays_after_an_endpoint(hello_model: GeneratedModel) -> None:
     # chunked decoding: the first 2.6 s chunk ends in 2 s of silence -> endpoint, the encoder
     # restarts and the playback script starts over for the second burst
