@@ -45,7 +45,8 @@ class LintReport:
 class Helm(Protocol):
     """What the chart checks need from Helm, whichever implementation provides it."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def template(
         self, chart: Path, values: Sequence[Mapping[str, Any]], release: str, namespace: str
@@ -146,24 +147,35 @@ class BinaryHelm:
         return LintReport(ok=done.returncode == 0, output=done.stdout + done.stderr)
 
 
-def _coalesce(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Helm's merge of successive values files: maps merge, `null` deletes, the rest replaces."""
-    merged = dict(base)
-    for key, value in override.items():
-        if value is None:
-            merged.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _coalesce(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def coalesce_values(values: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def merge_values_files(layers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Helm's merge of several `-f` files: maps merge key by key, later files win, `null` stays."""
     merged: dict[str, Any] = {}
-    for layer in values:
-        merged = _coalesce(merged, layer)
+    for layer in layers:
+        merged = _merge_maps(merged, layer)
     return merged
+
+
+def _merge_maps(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge_maps(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def coalesce(defaults: Mapping[str, Any], user: Mapping[str, Any]) -> dict[str, Any]:
+    """Helm's coalescing of user values over a chart's defaults: a user `null` deletes the key."""
+    out = dict(defaults)
+    for key, value in user.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = coalesce(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 class SdkHelm:
@@ -180,7 +192,7 @@ class SdkHelm:
         with self._module.Chart.load(chart) as loaded:
             try:
                 rendered = loaded.render(
-                    values=coalesce_values(values), name=release, namespace=namespace,
+                    values=merge_values_files(values), name=release, namespace=namespace,
                     is_install=True,
                 )  # fmt: skip
             except Exception as exc:
@@ -188,12 +200,12 @@ class SdkHelm:
         docs = [
             f"---\n# Source: {path}\n{text}"
             for path, text in sorted(rendered.items())
-            if "/tests/" not in path and not path.endswith("NOTES.txt") and text.strip()
+            if not path.endswith("NOTES.txt") and text.strip()
         ]
         return "\n".join(docs)
 
     def lint(self, chart: Path, values: Sequence[Mapping[str, Any]]) -> LintReport:
-        report = self._module.lint(chart, coalesce_values(values), strict=True)
+        report = self._module.lint(chart, merge_values_files(values), strict=True)
         problems = [m for m in report.get("messages", []) if m.get("severity", 0) >= 2]
         ok = not problems and not report.get("errors")
         return LintReport(ok=ok, output=json.dumps(report, indent=1))
@@ -233,4 +245,4 @@ def kustomize(kubectl: Path, directory: Path) -> str:
 
 def load_documents(text: str) -> list[dict[str, Any]]:
     """The non-empty YAML documents of a rendered stream."""
-    return [doc for doc in yaml.safe_load_all(text) if doc]
+    return [doc for doc in yaml.load_all(text, Loader=yaml.CSafeLoader) if doc]
