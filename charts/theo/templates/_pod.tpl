@@ -1,0 +1,216 @@
+{{/*
+Ray pod templates. KubeRay adds the `ray start` command, the probes (bash, wget, grep in the
+image) and its own labels; the Ray container must be the first container.
+*/}}
+
+{{/* An engine group's derived numbers, checked against the engine's settings. JSON. */}}
+{{- define "theo.engineGroup" -}}
+{{- $root := .root -}}
+{{- $resource := .resource -}}
+{{- $b := include "theo.builder" $root | fromJson -}}
+{{- $s := include "theo.settings" $root | fromJson -}}
+{{- $engine := "" -}}
+{{- range $name, $res := $b.engineResources -}}
+{{- if eq $res $resource }}{{ $engine = $name }}{{ end -}}
+{{- end -}}
+{{- $spec := get $s (get $b.engineSettings $engine) -}}
+{{- $g := get $root.Values.engines $resource -}}
+{{- $units := mulf $g.replicasPerPod $spec.custom_resource -}}
+{{- if ne $units (floor $units) -}}
+{{- fail (printf "engines.%s: replicasPerPod (%v) x settings.%s.custom_resource (%v) must be a whole number: Ray custom resources of a worker group are integers" $resource $g.replicasPerPod $resource $spec.custom_resource) -}}
+{{- end -}}
+{{- $gpuNeed := mulf $g.replicasPerPod $spec.num_gpus -}}
+{{- if gt $gpuNeed (addf (float64 $g.gpus) 0.000001) -}}
+{{- fail (printf "engines.%s: %v replicas per pod x settings.%s.num_gpus %v need %v GPUs but the pod has gpus: %v" $resource $g.replicasPerPod $resource $spec.num_gpus $gpuNeed $g.gpus) -}}
+{{- end -}}
+{{- if or (gt (int $g.minReplicas) (int $g.maxReplicas)) (gt (int $g.replicas) (int $g.maxReplicas)) (lt (int $g.replicas) (int $g.minReplicas)) -}}
+{{- fail (printf "engines.%s: need minReplicas <= replicas <= maxReplicas" $resource) -}}
+{{- end -}}
+{{- $params := dict "num-cpus" (toString (int (ceil (mulf $g.replicasPerPod $spec.num_cpus)))) "num-gpus" (toString (int $g.gpus)) "resources" (printf "\"{\\\"%s\\\": %d}\"" $resource (int $units)) -}}
+{{- toJson (dict "engine" $engine "rayStartParams" (merge $params ($g.rayStartParams | default dict))) -}}
+{{- end -}}
+
+{{- define "theo.rayEnv" -}}
+{{- $root := .root -}}
+{{- $s := include "theo.settings" $root | fromJson -}}
+- name: THEO_MODELS_DIR
+  value: {{ $s.models_dir | toString | quote }}
+{{- with $root.Values.apiKeys.existingSecret }}
+- name: THEO_API_KEYS
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $root.Values.apiKeys.key }}
+{{- end }}
+{{- with .env }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "theo.modelVolumes" -}}
+- name: models
+{{- if or .Values.modelStorage.existingClaim .Values.modelStorage.create }}
+  persistentVolumeClaim:
+    claimName: {{ include "theo.modelsClaim" . }}
+{{- else }}
+  emptyDir: {}
+{{- end }}
+- name: manifests
+  configMap:
+    name: {{ include "theo.manifestsConfigMap" . }}
+{{- end -}}
+
+{{/* Init container: `theo pull` the engine's missing models into the shared volume. */}}
+{{- define "theo.pullContainer" -}}
+{{- $root := .root -}}
+{{- $s := include "theo.settings" $root | fromJson -}}
+- name: pull-models
+  image: {{ include "theo.image" (dict "root" $root "image" .image) }}
+  imagePullPolicy: {{ .image.pullPolicy }}
+  command: ["/bin/bash", "-c"]
+  args:
+    - |
+      set -euo pipefail
+      pull() {
+        local name="$1" source="$2" dir="${THEO_MODELS_DIR}/$1"
+        if [ ! -e "${dir}/theo.yaml" ] && [ -n "${source}" ]; then
+          echo "pulling ${name} from ${source}"
+          flock "${THEO_MODELS_DIR}/.theo-pull.lock" \
+            bash -c '[ -e "$1/theo.yaml" ] || theo pull "$2" --name "$3" --models-dir "$4"' \
+            _ "${dir}" "${source}" "${name}" "${THEO_MODELS_DIR}"
+        fi
+        if [ ! -d "${dir}" ]; then
+          echo "model ${name}: ${dir} is missing; provision it on the volume or set its source" >&2
+          exit 1
+        fi
+        if [ ! -e "${dir}/theo.yaml" ]; then
+          cp "/etc/theo/manifests/${name}.yaml" "${dir}/theo.yaml"
+        fi
+      }
+      {{- range .models }}
+      pull {{ .name | squote }} {{ .source | squote }}
+      {{- end }}
+  env:
+    - name: THEO_MODELS_DIR
+      value: {{ $s.models_dir | toString | quote }}
+    {{- with $root.Values.modelPull.hfTokenSecret.name }}
+    - name: HF_TOKEN
+      valueFrom:
+        secretKeyRef:
+          name: {{ . }}
+          key: {{ $root.Values.modelPull.hfTokenSecret.key }}
+    {{- end }}
+  resources:
+    {{- toYaml $root.Values.modelPull.resources | nindent 4 }}
+  securityContext:
+    {{- toYaml $root.Values.securityContext | nindent 4 }}
+  volumeMounts:
+    - name: models
+      mountPath: {{ $s.models_dir | toString | quote }}
+    - name: manifests
+      mountPath: /etc/theo/manifests
+      readOnly: true
+{{- end -}}
+
+{{/*
+A Ray pod template. Arguments: root, component, image, resources, env, head (bool), engine
+(bool), models (list of {name, source}), grace, placement (nodeSelector/tolerations/affinity).
+*/}}
+{{- define "theo.podTemplate" -}}
+{{- $root := .root -}}
+{{- $s := include "theo.settings" $root | fromJson -}}
+{{- $engine := .engine -}}
+metadata:
+  labels:
+    {{- include "theo.podLabels" (dict "root" $root "component" .component) | nindent 4 }}
+  {{- with $root.Values.podAnnotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  serviceAccountName: {{ include "theo.serviceAccountName" $root }}
+  automountServiceAccountToken: {{ .head }}
+  {{- with .grace }}
+  terminationGracePeriodSeconds: {{ . }}
+  {{- end }}
+  securityContext:
+    {{- toYaml $root.Values.podSecurityContext | nindent 4 }}
+  {{- with $root.Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .placement.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .placement.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .placement.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- if and $engine $root.Values.modelPull.enabled }}
+  initContainers:
+    {{- include "theo.pullContainer" (dict "root" $root "image" .image "models" .models) | nindent 4 }}
+  {{- end }}
+  containers:
+    - name: {{ ternary "ray-head" "ray-worker" .head }}
+      image: {{ include "theo.image" (dict "root" $root "image" .image) }}
+      imagePullPolicy: {{ .image.pullPolicy }}
+      ports:
+        {{- if .head }}
+        - {name: gcs, containerPort: 6379}
+        - {name: dashboard, containerPort: 8265}
+        - {name: client, containerPort: 10001}
+        {{- end }}
+        - {name: serve, containerPort: {{ $s.port }}}
+        - {name: metrics, containerPort: 8080}
+      env:
+        {{- include "theo.rayEnv" (dict "root" $root "env" .env) | nindent 8 }}
+      resources:
+        {{- toYaml .resources | nindent 8 }}
+      securityContext:
+        {{- toYaml $root.Values.securityContext | nindent 8 }}
+      {{- if or $root.Values.sharedMemory.enabled $engine }}
+      volumeMounts:
+        {{- if $root.Values.sharedMemory.enabled }}
+        - name: shm
+          mountPath: /dev/shm
+        {{- end }}
+        {{- if $engine }}
+        - name: models
+          mountPath: {{ $s.models_dir | toString | quote }}
+          readOnly: true
+        - name: manifests
+          mountPath: /etc/theo/manifests
+          readOnly: true
+        {{- end }}
+      {{- end }}
+  {{- if or $root.Values.sharedMemory.enabled $engine }}
+  volumes:
+    {{- if $root.Values.sharedMemory.enabled }}
+    - name: shm
+      emptyDir:
+        medium: Memory
+        {{- with $root.Values.sharedMemory.sizeLimit }}
+        sizeLimit: {{ . }}
+        {{- end }}
+    {{- end }}
+    {{- if $engine }}
+    {{- include "theo.modelVolumes" $root | nindent 4 }}
+    {{- end }}
+  {{- end }}
+{{- end -}}
+
+{{/* Container resources plus the group's GPUs. */}}
+{{- define "theo.gpuResources" -}}
+{{- $res := deepCopy (.resources | default dict) -}}
+{{- if gt (int .gpus) 0 -}}
+{{- $limits := deepCopy ($res.limits | default dict) -}}
+{{- $_ := set $limits "nvidia.com/gpu" (toString (int .gpus)) -}}
+{{- $_ := set $res "limits" $limits -}}
+{{- end -}}
+{{- toJson $res -}}
+{{- end -}}

@@ -1,0 +1,100 @@
+{{/*
+serveConfigV2, built from `settings` + `models` exactly as serve/builder.py's `serve_config`
+builds it for `theo serve`. Defaults, names and engine resources come from
+files/builder-defaults.json, generated from the builder by `python -m serve.deploy.chart`;
+tests/test_chart.py renders this and requires equality with the builder's output.
+*/}}
+
+{{- define "theo.builder" -}}
+{{- .Files.Get "files/builder-defaults.json" -}}
+{{- end -}}
+
+{{/* TheoSettings as the builder dumps it: defaults, then values; secrets left out. JSON. */}}
+{{- define "theo.settings" -}}
+{{- $b := include "theo.builder" . | fromJson -}}
+{{- $s := include "theo.deepMerge" (dict "base" $b.settings "over" (.Values.settings | default dict)) | fromJson -}}
+{{- range $nullable := $b.nullableModels -}}
+{{- $parent := get $s (index $nullable.path 0) -}}
+{{- $value := get $parent (index $nullable.path 1) -}}
+{{- if kindIs "map" $value -}}
+{{- $_ := set $parent (index $nullable.path 1) (include "theo.deepMerge" (dict "base" $nullable.defaults "over" $value) | fromJson) -}}
+{{- end -}}
+{{- end -}}
+{{- range $secret := $b.secretSettings -}}
+{{- $_ := unset $s $secret -}}
+{{- end -}}
+{{- toJson $s -}}
+{{- end -}}
+
+{{/* The served models' manifests (defaults filled, `directory` set), as {"items": [...]}. */}}
+{{- define "theo.models" -}}
+{{- $b := include "theo.builder" . | fromJson -}}
+{{- $s := include "theo.settings" . | fromJson -}}
+{{- $items := list -}}
+{{- $names := dict -}}
+{{- range $entry := .Values.models -}}
+{{- $manifest := include "theo.deepMerge" (dict "base" $b.manifest "over" $entry.manifest) | fromJson -}}
+{{- $resource := get $b.engineResources $manifest.engine -}}
+{{- $group := get $.Values.engines $resource -}}
+{{- if and (dig "enabled" true $entry) $group.enabled -}}
+{{- if hasKey $names $manifest.name -}}
+{{- fail (printf "models: %q is listed twice" $manifest.name) -}}
+{{- end -}}
+{{- $_ := set $names $manifest.name true -}}
+{{- $_ := set $manifest "directory" (printf "%s/%s" (trimSuffix "/" (toString $s.models_dir)) $manifest.name) -}}
+{{- $items = append $items $manifest -}}
+{{- end -}}
+{{- end -}}
+{{- toJson (dict "items" $items) -}}
+{{- end -}}
+
+{{/* Replica count or autoscaling, concurrency and shutdown of one deployment. JSON. */}}
+{{- define "theo.replicaOptions" -}}
+{{- $o := dict "max_ongoing_requests" .max_ongoing_requests "max_queued_requests" .max_queued_requests "graceful_shutdown_timeout_s" .graceful_shutdown_timeout_s -}}
+{{- if kindIs "map" .autoscaling -}}
+{{- $auto := deepCopy .autoscaling -}}
+{{- $_ := set $auto "initial_replicas" (max (int .autoscaling.min_replicas) 1) -}}
+{{- $_ := set $o "autoscaling_config" $auto -}}
+{{- else -}}
+{{- $_ := set $o "num_replicas" .num_replicas -}}
+{{- end -}}
+{{- toJson $o -}}
+{{- end -}}
+
+{{- define "theo.deployments" -}}
+{{- $b := include "theo.builder" . | fromJson -}}
+{{- $s := include "theo.settings" . | fromJson -}}
+{{- $gateway := include "theo.replicaOptions" $s.gateway | fromJson -}}
+{{- $_ := set $gateway "name" $b.gatewayDeployment -}}
+{{- $_ := set $gateway "ray_actor_options" (dict "num_cpus" $s.gateway.num_cpus) -}}
+{{- $deployments := list $gateway -}}
+{{- range $m := (include "theo.models" . | fromJson).items -}}
+{{- $resource := get $b.engineResources $m.engine -}}
+{{- $spec := get $s (get $b.engineSettings $m.engine) -}}
+{{- $d := include "theo.replicaOptions" $spec | fromJson -}}
+{{- $_ := set $d "name" (printf "%s-%s" $resource (regexReplaceAll "[^A-Za-z0-9_-]" $m.name "_")) -}}
+{{- $_ := set $d "ray_actor_options" (dict "num_cpus" $spec.num_cpus "num_gpus" $spec.num_gpus "resources" (dict $resource $spec.custom_resource)) -}}
+{{- $userConfig := dict -}}
+{{- range $key := get $b.userConfigKeys $m.engine -}}
+{{- $_ := set $userConfig $key (get $spec $key) -}}
+{{- end -}}
+{{- if $userConfig -}}
+{{- $_ := set $d "user_config" $userConfig -}}
+{{- end -}}
+{{- $deployments = append $deployments $d -}}
+{{- end -}}
+{{- toJson (dict "items" $deployments) -}}
+{{- end -}}
+
+{{/* The whole Serve config document, as a dict. */}}
+{{- define "theo.serveConfig" -}}
+{{- $b := include "theo.builder" . | fromJson -}}
+{{- $s := include "theo.settings" . | fromJson -}}
+{{- $config := deepCopy $b.skeleton -}}
+{{- $_ := set $config.http_options "port" $s.port -}}
+{{- $app := index $config.applications 0 -}}
+{{- $_ := set $app "name" $s.app_name -}}
+{{- $_ := set $app "args" (dict "settings" $s "manifests" (include "theo.models" . | fromJson).items) -}}
+{{- $_ := set $app "deployments" (include "theo.deployments" . | fromJson).items -}}
+{{- toJson $config -}}
+{{- end -}}
