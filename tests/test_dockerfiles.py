@@ -11,7 +11,11 @@ import pytest
 from dockerfile_parse import DockerfileParser
 
 ROOT = Path(__file__).resolve().parents[1]
-IMAGES = {"whisper": "Dockerfile.whisper", "wenet": "Dockerfile.wenet", "gateway": "Dockerfile.gateway"}
+IMAGES = {
+    "whisper": "Dockerfile.whisper",
+    "wenet": "Dockerfile.wenet",
+    "gateway": "Dockerfile.gateway",
+}
 EXTRAS = {"whisper": ".[whisper]", "wenet": ".[wenet]", "gateway": "."}
 
 
