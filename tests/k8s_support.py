@@ -250,7 +250,19 @@ def typed(value: Any) -> Any:
     return value
 
 
-def json_diff(expected: Any, actual: Any) -> str:
-    """Both documents, for an assertion message."""
-    dump = functools.partial(json.dumps, indent=1, sort_keys=True, default=str)
-    return f"expected (builder):\n{dump(expected)}\nactual (chart):\n{dump(actual)}"
+def differences(expected: Any, actual: Any, path: str = "") -> str:
+    """Where two documents differ, one line per path (for assertion messages)."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        keys = sorted(set(expected) | set(actual), key=str)
+        parts = [differences(expected.get(k, "<missing>"), actual.get(k, "<missing>"),
+                             f"{path}.{k}") for k in keys]  # fmt: skip
+        return "".join(parts)
+    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
+        return "".join(
+            differences(e, a, f"{path}[{i}]")
+            for i, (e, a) in enumerate(zip(expected, actual, strict=True))
+        )
+    if typed(expected) != typed(actual):
+        builder, chart = (json.dumps(v, default=str)[:200] for v in (expected, actual))
+        return f"\n{path or '<root>'}: builder {builder}, chart {chart}"
+    return ""
