@@ -11,8 +11,11 @@ import copy
 import functools
 import json
 import re
+import shutil
+import subprocess
 import tomllib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -105,10 +108,13 @@ def test_ci_value_sets_are_the_ones_in_the_chart() -> None:
 # ---- every object validated ----------------------------------------------------------------
 
 EXPECTED_KINDS = {
-    "defaults": {"RayService", "ServiceAccount", "ConfigMap", "PersistentVolumeClaim", "Pod"},
+    "defaults": {
+        "RayService", "ServiceAccount", "ConfigMap", "PersistentVolumeClaim", "Pod", "Job"
+    },
     "default-gpu": {
         "RayService", "ServiceAccount", "ConfigMap", "PersistentVolumeClaim", "Pod", "Ingress",
         "PodMonitor", "ServiceMonitor", "PrometheusRule", "PodDisruptionBudget", "NetworkPolicy",
+        "Job",
     },
     "cpu-only": {"RayService", "ServiceAccount", "ConfigMap", "Pod"},
     "whisper-only": {"RayService", "ServiceAccount", "ConfigMap", "Pod"},
@@ -152,6 +158,7 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
         "whisper": {"autoscaling": None, "num_replicas": 2},
     }}],
     "partial autoscaling": [{"settings": {"wenet": {"autoscaling": {"max_replicas": 3}}}}],
+    "scale to zero": [{"settings": {"whisper": {"autoscaling": {"min_replicas": 0}}}}],
     "null in an early file, a map in a later one": [
         {"settings": {"gateway": {"autoscaling": None}}},
         {"settings": {"gateway": {"autoscaling": {"max_replicas": 3}}}},
@@ -332,9 +339,8 @@ def test_disabling_an_engine_removes_its_group_and_deployments(
     engines = {ENGINE_RESOURCE[ModelManifest.model_validate(m).engine] for m in args["manifests"]}
     assert engines == {kept}
     config_map = ks.only(objects, "ConfigMap")
-    assert {ENGINE_RESOURCE[yaml.safe_load(v)["engine"]] for v in config_map["data"].values()} == {
-        kept
-    }
+    manifests = [v for k, v in config_map["data"].items() if k.endswith(".yaml")]
+    assert {ENGINE_RESOURCE[yaml.safe_load(v)["engine"]] for v in manifests} == {kept}
 
 
 def test_whisper_only_value_set_has_no_wenet(render: Render) -> None:
@@ -388,9 +394,10 @@ def test_pods_run_as_non_root_with_no_capabilities(render: Render) -> None:
     objects = render(*layers("default-gpu"))
     pods = [g["template"]["spec"] for g in groups(objects).values()]
     pods += [pod["spec"] for pod in ks.by_kind(objects, "Pod")]
+    pods += [job["spec"]["template"]["spec"] for job in ks.by_kind(objects, "Job")]
     containers = [c for pod in pods for c in ks.all_containers(pod)]
     autoscaler = rayservice(objects)["spec"]["rayClusterConfig"]["autoscalerOptions"]
-    assert len(containers) == 4 + 2 + 1  # 4 Ray containers, 2 init containers, the test pod
+    assert len(containers) == 4 + 2 + 1 + 1  # Ray containers, init containers, test pod, Job
     for pod in pods:
         context = pod["securityContext"]
         assert context["runAsNonRoot"] is True and context["runAsUser"] != 0
@@ -441,12 +448,115 @@ def test_model_storage_and_pull_init_container(
         assert mounts["models"] == {"name": "models", "mountPath": "/models", "readOnly": True}
         assert ("initContainers" in pod) == pulls
         if pulls:
-            script = pod["initContainers"][0]["args"][0]
+            init = pod["initContainers"][0]
+            env = {e["name"]: e.get("value") for e in init["env"]}
+            assert env["THEO_ENGINE_GROUP"] == resource
+            assert "pull-${THEO_ENGINE_GROUP}.txt" in init["args"][0]
             config = ks.serve_config(rayservice(objects))["applications"][0]["args"]
-            own = [m for m in config["manifests"] if ENGINE_RESOURCE[m["engine"]] == resource]
-            assert own and all(f"pull '{m['name']}'" in script for m in own)
-            assert script.count("\npull '") == len(own)
-            assert 'theo pull "$2" --name "$3" --models-dir "$4"' in script and "flock" in script
+            own = [
+                m["name"] for m in config["manifests"] if ENGINE_RESOURCE[m["engine"]] == resource
+            ]
+            listed = ks.only(objects, "ConfigMap")["data"][f"pull-{resource}.txt"].splitlines()
+            assert [line.split(" ")[0] for line in listed] == own
+    jobs = ks.by_kind(objects, "Job")
+    assert len(jobs) == (claim is not None and pulls)
+    for job in jobs:
+        assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-upgrade"
+        volumes = job["spec"]["template"]["spec"]["volumes"]
+        assert volumes == [{"name": "models", "persistentVolumeClaim": {"claimName": claim}}]
+
+
+def pull_script(objects: list[dict[str, Any]], group: str) -> str:
+    init = groups(objects)[group]["template"]["spec"]["initContainers"][0]
+    return str(init["args"][0])
+
+
+def run_pull(
+    script: str, tmp: Path, lists: dict[str, str], group: str
+) -> subprocess.CompletedProcess[str]:
+    """Run a rendered pull script with bash, a fake `theo` and the ConfigMap files in `tmp`."""
+    manifests, models, bin_dir = tmp / "manifests", tmp / "models", tmp / "bin"
+    for directory in (manifests, models, bin_dir):
+        directory.mkdir(exist_ok=True)
+    for name, text in lists.items():
+        (manifests / name).write_text(text, encoding="utf-8")
+    fake = bin_dir / "theo"
+    fake.write_text(
+        '#!/bin/bash\necho "$@" >> "$THEO_MODELS_DIR/../calls"\n'
+        'mkdir -p "$6/$4" && echo "name: $4" > "$6/$4/theo.yaml"\n',
+        encoding="utf-8",
+    )
+    fake.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "THEO_MODELS_DIR": str(models)}
+    env["THEO_ENGINE_GROUP"] = group
+    script = script.replace("/etc/theo/manifests", str(manifests))
+    return subprocess.run(
+        ["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_pull_script_pulls_missing_models_once(render: Render, tmp_path: Path) -> None:
+    if shutil.which("flock") is None:
+        pytest.fail("flock (util-linux) is needed to run the pull script")
+    objects = render()
+    data = ks.only(objects, "ConfigMap")["data"]
+    script = pull_script(objects, "whisper")
+    (tmp_path / "models" / "whisper-base").mkdir(parents=True)
+    (tmp_path / "models" / "whisper-base" / "theo.yaml").write_text("present", encoding="utf-8")
+    done = run_pull(script, tmp_path, data, "whisper")
+    assert done.returncode == 0, done.stderr
+    calls = (tmp_path / "calls").read_text(encoding="utf-8").splitlines()
+    assert calls == [
+        "pull whisper-tiny.en --name whisper-tiny.en --models-dir " + str(tmp_path / "models")
+    ]
+    assert (tmp_path / "models" / "whisper-base" / "theo.yaml").read_text() == "present"
+    again = run_pull(script, tmp_path, data, "whisper")
+    assert again.returncode == 0 and len((tmp_path / "calls").read_text().splitlines()) == 1
+
+
+def test_pull_script_fails_for_an_unprovisioned_model_and_writes_manifests(
+    render: Render, tmp_path: Path
+) -> None:
+    objects = render()
+    data = ks.only(objects, "ConfigMap")["data"]
+    script = pull_script(objects, "wenet")
+    missing = run_pull(script, tmp_path, data, "wenet")
+    assert missing.returncode == 1 and "wenet-en" in missing.stderr and "missing" in missing.stderr
+    (tmp_path / "models" / "wenet-en").mkdir()
+    provided = run_pull(script, tmp_path, data, "wenet")
+    assert provided.returncode == 0, provided.stderr
+    written = yaml.safe_load((tmp_path / "models" / "wenet-en" / "theo.yaml").read_text())
+    assert written == yaml.safe_load(data["wenet-en.yaml"])
+    assert not (tmp_path / "calls").exists()
+
+
+def test_upgrade_job_pulls_every_served_model(render: Render, tmp_path: Path) -> None:
+    (job,) = ks.by_kind(render(), "Job")
+    script = job["spec"]["template"]["spec"]["containers"][0]["args"][0]
+    for name in ("whisper-tiny.en", "whisper-base", "wenet-en"):
+        (tmp_path / "models" / name).mkdir(parents=True)
+    done = run_pull(script, tmp_path, {}, "")
+    assert done.returncode == 0, done.stderr
+    assert len((tmp_path / "calls").read_text().splitlines()) == 2  # the two with a source
+
+
+def test_adding_a_model_or_tuning_serve_keeps_the_ray_cluster(render: Render) -> None:
+    """Only serveConfigV2 and the ConfigMap change: KubeRay applies that in place, with no new
+    RayCluster (and no doubled GPU pods)."""
+    base = render()
+    values = gen.chart_values()
+    extra = {"source": "whisper-small", "manifest": {
+        "name": "whisper-small", "engine": "faster-whisper",
+        "capabilities": {"architecture": "encoder-decoder"},
+        "engine_config": {"model_path": "/models/whisper-small/model"}}}  # fmt: skip
+    changed = render(
+        {"models": [*values["models"], extra]},
+        {"settings": {"whisper": {"max_batch_size": 24, "autoscaling": {"max_replicas": 12}}}},
+    )
+    spec, new_spec = rayservice(base)["spec"], rayservice(changed)["spec"]
+    assert spec["serveConfigV2"] != new_spec["serveConfigV2"]
+    assert spec["rayClusterConfig"] == new_spec["rayClusterConfig"]
+    assert ks.only(base, "ConfigMap") != ks.only(changed, "ConfigMap")
 
 
 @pytest.mark.parametrize("name", sorted(VALUE_SETS))
@@ -455,7 +565,8 @@ def test_manifests_config_map_matches_the_served_models(render: Render, name: st
     args = ks.serve_config(rayservice(objects))["applications"][0]["args"]
     models_dir = args["settings"]["models_dir"].rstrip("/")
     data = ks.only(objects, "ConfigMap")["data"]
-    assert set(data) == {f"{m['name']}.yaml" for m in args["manifests"]}
+    manifests = {key for key in data if key.endswith(".yaml")}
+    assert manifests == {f"{m['name']}.yaml" for m in args["manifests"]}
     for manifest in args["manifests"]:
         stored = yaml.safe_load(data[f"{manifest['name']}.yaml"])
         assert stored == {k: v for k, v in manifest.items() if k != "directory"}

@@ -60,7 +60,36 @@ image) and its own labels; the Ray container must be the first container.
     name: {{ include "theo.manifestsConfigMap" . }}
 {{- end -}}
 
-{{/* Init container: `theo pull` the engine's missing models into the shared volume. */}}
+{{/*
+Shell function `pull NAME SOURCE`: if NAME is not on the volume yet, `theo pull SOURCE` it (under
+a file lock, so pods sharing the volume pull once); fail when it is still missing; write the
+chart's manifest when the directory has none.
+*/}}
+{{- define "theo.pullFunction" -}}
+set -euo pipefail
+pull() {
+  local name="$1" source="${2:-}" dir="${THEO_MODELS_DIR}/$1"
+  if [ ! -e "${dir}/theo.yaml" ] && [ -n "${source}" ]; then
+    echo "pulling ${name} from ${source}"
+    flock "${THEO_MODELS_DIR}/.theo-pull.lock" \
+      bash -c '[ -e "$1/theo.yaml" ] || theo pull "$2" --name "$3" --models-dir "$4"' \
+      _ "${dir}" "${source}" "${name}" "${THEO_MODELS_DIR}"
+  fi
+  if [ ! -d "${dir}" ]; then
+    echo "model ${name}: ${dir} is missing; provision it on the volume or set its source" >&2
+    exit 1
+  fi
+  if [ ! -e "${dir}/theo.yaml" ] && [ -e "/etc/theo/manifests/${name}.yaml" ]; then
+    cp "/etc/theo/manifests/${name}.yaml" "${dir}/theo.yaml"
+  fi
+}
+{{- end -}}
+
+{{/*
+Init container of an engine pod. The list of models comes from the manifests ConfigMap
+(`pull-<group>.txt`), not from the pod template: adding a model then changes only the ConfigMap
+and serveConfigV2 (applied in place), never the RayCluster spec (which would start a new cluster).
+*/}}
 {{- define "theo.pullContainer" -}}
 {{- $root := .root -}}
 {{- $s := include "theo.settings" $root | fromJson -}}
@@ -70,29 +99,15 @@ image) and its own labels; the Ray container must be the first container.
   command: ["/bin/bash", "-c"]
   args:
     - |
-      set -euo pipefail
-      pull() {
-        local name="$1" source="$2" dir="${THEO_MODELS_DIR}/$1"
-        if [ ! -e "${dir}/theo.yaml" ] && [ -n "${source}" ]; then
-          echo "pulling ${name} from ${source}"
-          flock "${THEO_MODELS_DIR}/.theo-pull.lock" \
-            bash -c '[ -e "$1/theo.yaml" ] || theo pull "$2" --name "$3" --models-dir "$4"' \
-            _ "${dir}" "${source}" "${name}" "${THEO_MODELS_DIR}"
-        fi
-        if [ ! -d "${dir}" ]; then
-          echo "model ${name}: ${dir} is missing; provision it on the volume or set its source" >&2
-          exit 1
-        fi
-        if [ ! -e "${dir}/theo.yaml" ]; then
-          cp "/etc/theo/manifests/${name}.yaml" "${dir}/theo.yaml"
-        fi
-      }
-      {{- range .models }}
-      pull {{ .name | squote }} {{ .source | squote }}
-      {{- end }}
+      {{- include "theo.pullFunction" $root | nindent 6 }}
+      while read -r name source; do
+        if [ -n "${name}" ]; then pull "${name}" "${source}"; fi
+      done < "/etc/theo/manifests/pull-${THEO_ENGINE_GROUP}.txt"
   env:
     - name: THEO_MODELS_DIR
       value: {{ $s.models_dir | toString | quote }}
+    - name: THEO_ENGINE_GROUP
+      value: {{ .group }}
     {{- with $root.Values.modelPull.hfTokenSecret.name }}
     - name: HF_TOKEN
       valueFrom:
@@ -114,7 +129,7 @@ image) and its own labels; the Ray container must be the first container.
 
 {{/*
 A Ray pod template. Arguments: root, component, image, resources, env, head (bool), engine
-(bool), models (list of {name, source}), grace, placement (nodeSelector/tolerations/affinity).
+(bool), grace, placement (nodeSelector/tolerations/affinity).
 */}}
 {{- define "theo.podTemplate" -}}
 {{- $root := .root -}}
@@ -153,7 +168,7 @@ spec:
   {{- end }}
   {{- if and $engine $root.Values.modelPull.enabled }}
   initContainers:
-    {{- include "theo.pullContainer" (dict "root" $root "image" .image "models" .models) | nindent 4 }}
+    {{- include "theo.pullContainer" (dict "root" $root "image" .image "group" .component) | nindent 4 }}
   {{- end }}
   containers:
     - name: {{ ternary "ray-head" "ray-worker" .head }}
