@@ -28,6 +28,10 @@ class ModelInfo:
     bidirectional_decoder: bool
     vocab_size: int
     has_decoder: bool = True
+    fixed_chunk_size: int | None = None
+    """Set when the export only decodes chunks of this size (ONNX with left chunks)."""
+    fixed_num_left_chunks: int | None = None
+    """Set when the export baked the attention history in (ONNX)."""
 
 
 @dataclass

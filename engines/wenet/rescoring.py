@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from engines.wenet.ctc_search import Hypothesis
 from engines.wenet.model import AsrModel, EncoderState
 
@@ -15,6 +18,38 @@ def sequence_score(logp: Any, hyp: Sequence[int], eos: int) -> float:
     for position, unit in enumerate(hyp):
         total += float(logp[position, unit])
     return total + float(logp[len(hyp), eos])
+
+
+def pad_hypotheses(
+    hyps: Sequence[Sequence[int]], sos: int, eos: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Decoder input: `<sos>` + units, padded with `<eos>` [n, longest + 1]; and lengths."""
+    width = max(len(h) for h in hyps) + 1
+    padded = np.full((len(hyps), width), eos, dtype=np.int64)
+    padded[:, 0] = sos
+    for i, hyp in enumerate(hyps):
+        padded[i, 1 : len(hyp) + 1] = hyp
+    lens = np.array([len(h) + 1 for h in hyps], dtype=np.int64)
+    return padded, lens
+
+
+def decoder_scores(
+    logp: Any,
+    r_logp: Any,
+    hyps: Sequence[Sequence[int]],
+    *,
+    eos: int,
+    reverse_weight: float,
+) -> list[float]:
+    """Per hypothesis: left-to-right score, mixed with the right-to-left one when used."""
+    scores = []
+    for i, hyp in enumerate(hyps):
+        score = sequence_score(logp[i], hyp, eos)
+        if reverse_weight > 0:
+            backward = sequence_score(r_logp[i], list(reversed(hyp)), eos)
+            score = score * (1 - reverse_weight) + backward * reverse_weight
+        scores.append(score)
+    return scores
 
 
 def combined_scores(

@@ -10,7 +10,7 @@ import numpy as np
 
 from engines.wenet.features import Features
 from engines.wenet.model import EncoderState, LogProbs, ModelInfo
-from engines.wenet.rescoring import sequence_score
+from engines.wenet.rescoring import decoder_scores, pad_hypotheses
 
 logger = logging.getLogger(__name__)
 
@@ -76,30 +76,17 @@ class TorchScriptModel:
         self, state: EncoderState, hyps: Sequence[Sequence[int]], reverse_weight: float
     ) -> list[float]:
         torch = self._torch
-        if not hyps or not state.encoder_out or not self.info.has_decoder:
-            return [0.0] * len(hyps)
         info = self.info
-        width = max(len(h) for h in hyps) + 1
-        padded = torch.full((len(hyps), width), info.eos, dtype=torch.long)
-        padded[:, 0] = info.sos
-        for i, hyp in enumerate(hyps):
-            if hyp:
-                padded[i, 1 : len(hyp) + 1] = torch.tensor(list(hyp), dtype=torch.long)
-        lens = torch.tensor([len(h) + 1 for h in hyps], dtype=torch.long)
+        if not hyps or not state.encoder_out or not info.has_decoder:
+            return [0.0] * len(hyps)
+        padded, lens = pad_hypotheses(hyps, info.sos, info.eos)
         encoder_out = torch.cat(state.encoder_out, dim=1)
-        use_reverse = info.bidirectional_decoder and reverse_weight > 0
+        weight = reverse_weight if info.bidirectional_decoder else 0.0
         with torch.inference_mode():
             logp, r_logp = self._module.forward_attention_decoder(
-                padded, lens, encoder_out, reverse_weight if use_reverse else 0.0
+                torch.from_numpy(padded), torch.from_numpy(lens), encoder_out, weight
             )
-        scores = []
-        for i, hyp in enumerate(hyps):
-            score = sequence_score(logp[i], hyp, info.eos)
-            if use_reverse:
-                backward = sequence_score(r_logp[i], list(reversed(hyp)), info.eos)
-                score = score * (1 - reverse_weight) + backward * reverse_weight
-            scores.append(score)
-        return scores
+        return decoder_scores(logp, r_logp, hyps, eos=info.eos, reverse_weight=weight)
 
     def close(self) -> None:
         self._module = None
