@@ -102,16 +102,23 @@ class WenetBackend(STTBackend):
     def _load(self) -> None:
         cfg = self.config
         directory = self.model_dir()
-        files = [cfg.units_file, cfg.quantized_model_file if cfg.quantized else cfg.model_file]
-        for name in files:
-            if not (directory / name).is_file():
-                raise FileNotFoundError(f"{directory / name} not found")
+        for path in [directory / cfg.units_file, *self._model_files(directory)]:
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} not found")
         units = UnitTable.load(directory / cfg.units_file)
-        from engines.wenet.torchscript import TorchScriptModel, configure_torch
+        model: AsrModel
+        if cfg.model_format == "onnx":
+            from engines.wenet.onnx_model import OnnxModel
 
-        configure_torch(cfg.num_threads, cfg.num_interop_threads, cfg.jit_optimize)
-        name = cfg.quantized_model_file if cfg.quantized else cfg.model_file
-        model: AsrModel = TorchScriptModel(directory / name, len(units))
+            model = OnnxModel(
+                directory, len(units), num_threads=cfg.num_threads, quantized=cfg.quantized
+            )
+        else:
+            from engines.wenet.torchscript import TorchScriptModel, configure_torch
+
+            configure_torch(cfg.num_threads, cfg.num_interop_threads, cfg.jit_optimize)
+            name = cfg.quantized_model_file if cfg.quantized else cfg.model_file
+            model = TorchScriptModel(directory / name, len(units))
         self._units = units
         self._model = model
         self._graphs = ContextGraphCache(
@@ -131,6 +138,14 @@ class WenetBackend(STTBackend):
             info.right_context,
             "bidirectional" if info.bidirectional_decoder else "left-to-right",
         )
+
+    def _model_files(self, directory: Path) -> list[Path]:
+        cfg = self.config
+        if cfg.model_format == "onnx":
+            from engines.wenet.onnx_model import CTC, ENCODER, onnx_file
+
+            return [onnx_file(directory, part, cfg.quantized) for part in (ENCODER, CTC)]
+        return [directory / (cfg.quantized_model_file if cfg.quantized else cfg.model_file)]
 
     def unload(self) -> None:
         with self._streams_lock:
@@ -161,9 +176,14 @@ class WenetBackend(STTBackend):
         cfg = self.config
         model, units, _ = self._loaded()
         beam = options.beam_size or cfg.second_beam_size
+        info = model.info
         return DecodeSettings(
-            chunk_size=chunk_size,
-            num_left_chunks=cfg.num_left_chunks,
+            chunk_size=info.fixed_chunk_size or chunk_size,
+            num_left_chunks=(
+                cfg.num_left_chunks
+                if info.fixed_num_left_chunks is None
+                else info.fixed_num_left_chunks
+            ),
             first_beam_size=max(cfg.first_beam_size, beam),
             second_beam_size=beam,
             blank=cfg.blank_id if cfg.blank_id is not None else units.blank_id(),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -41,6 +41,9 @@ class WenetConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model_path: str = "."
+    model_format: Literal["torchscript", "onnx"] = "torchscript"
+    """torchscript: `final.zip` (`final_quant.zip` if quantized); onnx: `encoder.onnx`,
+    `ctc.onnx`, optional `decoder.onnx` (`*.quant.onnx` if quantized)."""
     model_file: str = "final.zip"
     quantized: bool = False
     quantized_model_file: str = "final_quant.zip"

@@ -23,6 +23,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--speech-threshold", type=float, default=DEFAULT_SPEECH_THRESHOLD)
     parser.add_argument("--subsampling-rate", type=int, choices=[4, 6], default=4)
     parser.add_argument("--quantize", action="store_true", help="also write final_quant.zip")
+    parser.add_argument(
+        "--onnx",
+        type=int,
+        nargs=2,
+        metavar=("CHUNK", "LEFT_CHUNKS"),
+        help="also write WeNet's ONNX export (encoder/ctc/decoder.onnx)",
+    )
     parser.add_argument("--name")
     parser.add_argument("--language", default="en")
     parser.add_argument("--seed", type=int, default=0)
@@ -43,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
         language=args.language,
         seed=args.seed,
         config_overrides=args.engine_config,
+        onnx=tuple(args.onnx) if args.onnx else None,
     )
     print(
         json.dumps(

@@ -113,8 +113,12 @@ def generate_model(
     language: str = "en",
     seed: int = 0,
     config_overrides: dict[str, Any] | None = None,
+    onnx: tuple[int, int] | None = None,
 ) -> GeneratedModel:
-    """Write `final.zip` (+ `final_quant.zip`), `units.txt` and `theo.yaml` into `directory`."""
+    """Write `final.zip` (+ `final_quant.zip`), `units.txt` and `theo.yaml` into `directory`.
+
+    `onnx=(chunk_size, left_chunks)` also writes WeNet's ONNX export of the same weights
+    (`encoder.onnx`, `ctc.onnx`, `decoder.onnx`; not for playback models)."""
     model_size = SIZES[size]
     directory.mkdir(parents=True, exist_ok=True)
     transcript: str | None = None
@@ -142,6 +146,12 @@ def generate_model(
         ).eval()
         transcript = plain_text(playback)
     save_script(model, directory / "final.zip")
+    if onnx is not None:
+        if not isinstance(model, U2Model):
+            raise ValueError("only plain models export to ONNX, not playback models")
+        from engines.wenet.testing.onnx_export import export_onnx
+
+        export_onnx(model, directory, chunk_size=onnx[0], left_chunks=onnx[1], quantize=quantize)
     if quantize:
         with warnings.catch_warnings():  # torch deprecates the qint8 API export_jit.py uses
             warnings.simplefilter("ignore", UserWarning)

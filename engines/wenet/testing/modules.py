@@ -37,10 +37,9 @@ def positions(offset: int, size: int, d_model: int) -> Tensor:
     div = torch.exp(
         torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model)
     )
-    pe = torch.zeros(size, d_model)
-    pe[:, 0::2] = torch.sin(pos * div)
-    pe[:, 1::2] = torch.cos(pos * div)
-    return pe.unsqueeze(0)
+    angles = pos * div
+    # interleaved sin, cos (no in-place slices, so it also exports to ONNX)
+    return torch.stack([torch.sin(angles), torch.cos(angles)], dim=-1).view(1, size, d_model)
 
 
 class GlobalCmvn(nn.Module):
@@ -170,12 +169,11 @@ class ConformerBlock(nn.Module):
         self.norm_out = nn.LayerNorm(d)
 
     def forward(
-        self, x: Tensor, att_cache: Tensor, cnn_cache: Tensor
+        self, x: Tensor, att_cache: Tensor, cnn_cache: Tensor, att_mask: Tensor
     ) -> tuple[Tensor, Tensor, Tensor]:
         x = x + 0.5 * self.ff1(self.norm_ff1(x))
         h = self.norm_attn(x)
-        no_mask = torch.ones(0, 0, 0, dtype=torch.bool)
-        att, new_att_cache = self.attn(h, h, no_mask, att_cache)
+        att, new_att_cache = self.attn(h, h, att_mask, att_cache)
         x = x + att
         conv, new_cnn_cache = self.conv(self.norm_conv(x), cnn_cache)
         x = x + conv
@@ -199,8 +197,12 @@ class Encoder(nn.Module):
         required_cache_size: int,
         att_cache: Tensor,
         cnn_cache: Tensor,
+        att_mask: Tensor = torch.ones((0, 0, 0), dtype=torch.bool),  # noqa: B008
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """WeNet's `BaseEncoder.forward_chunk` contract (cache shapes included)."""
+        """WeNet's `BaseEncoder.forward_chunk` contract (cache shapes included).
+
+        `att_mask` [1, 1, cache + chunk] marks valid keys; WeNet's ONNX runtime passes it with
+        a zero-filled fixed-size cache. Empty: every key is valid."""
         x = self.embed(self.cmvn(xs))
         chunk = x.size(1)
         x = x * self.scale + positions(offset, chunk, self.d_model)
@@ -218,7 +220,7 @@ class Encoder(nn.Module):
         for i, block in enumerate(self.blocks):
             a = att_cache[i : i + 1] if layers > 0 else empty
             c = cnn_cache[i] if cnn_cache.size(0) > 0 else empty
-            x, new_a, new_c = block(x, a, c)
+            x, new_a, new_c = block(x, a, c, att_mask)
             att_out.append(new_a[:, :, next_cache_start:, :])
             cnn_out.append(new_c.unsqueeze(0))
         return x, torch.cat(att_out, dim=0), torch.cat(cnn_out, dim=0)
