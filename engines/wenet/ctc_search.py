@@ -3,12 +3,17 @@
 Each prefix keeps the log-probabilities of all alignments ending in blank (`s`) and in its
 last unit (`ns`), plus the best single alignment (Viterbi) which gives every unit its frame
 and posterior for timestamps and confidence. Ranking adds the context-graph bonus.
+
+Prefixes are interned as (parent id, unit) nodes and Viterbi paths are linked lists, so
+extending a hypothesis costs O(1) however long it is.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -16,7 +21,8 @@ import numpy.typing as npt
 from engines.wenet.context_graph import ROOT, ContextGraph
 
 NEG_INF = -math.inf
-Prefix = tuple[int, ...]
+EMPTY = 0
+"""Id of the empty prefix."""
 
 
 def log_add(a: float, b: float) -> float:
@@ -28,23 +34,22 @@ def log_add(a: float, b: float) -> float:
     return hi + math.log1p(math.exp(lo - hi))
 
 
-class _Path:
-    """A Viterbi path: frame and log-posterior of each emitted unit."""
+class _Emission(NamedTuple):
+    """The last unit of a Viterbi path: its frame, log-posterior, and the path before it."""
 
-    __slots__ = ("frames", "logps")
-
-    def __init__(self, frames: tuple[int, ...] = (), logps: tuple[float, ...] = ()) -> None:
-        self.frames = frames
-        self.logps = logps
-
-    def extend(self, frame: int, logp: float) -> _Path:
-        return _Path((*self.frames, frame), (*self.logps, logp))
-
-    def move_last(self, frame: int, logp: float) -> _Path:
-        return _Path((*self.frames[:-1], frame), (*self.logps[:-1], logp))
+    frame: int
+    logp: float
+    before: _Emission | None
 
 
-_EMPTY_PATH = _Path()
+def _unroll(path: _Emission | None) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    frames: list[int] = []
+    logps: list[float] = []
+    while path is not None:
+        frames.append(path.frame)
+        logps.append(path.logp)
+        path = path.before
+    return tuple(reversed(frames)), tuple(reversed(logps))
 
 
 class _Score:
@@ -65,8 +70,8 @@ class _Score:
         self.ns = NEG_INF
         self.v_s = NEG_INF
         self.v_ns = NEG_INF
-        self.path_s = _EMPTY_PATH
-        self.path_ns = _EMPTY_PATH
+        self.path_s: _Emission | None = None
+        self.path_ns: _Emission | None = None
         self.has_context = False
         self.context_state = ROOT
         self.context_score = 0.0
@@ -80,7 +85,7 @@ class _Score:
         return max(self.v_s, self.v_ns)
 
     @property
-    def path(self) -> _Path:
+    def path(self) -> _Emission | None:
         return self.path_s if self.v_s > self.v_ns else self.path_ns
 
     @property
@@ -104,9 +109,13 @@ class _Score:
         self.context_score = other.context_score + delta
 
 
+def _by_total(item: tuple[int, _Score]) -> float:
+    return item[1].total
+
+
 @dataclass(frozen=True)
 class Hypothesis:
-    units: Prefix
+    units: tuple[int, ...]
     score: float
     """Log-probability of the prefix over all alignments plus its context bonus."""
     ctc_score: float
@@ -135,12 +144,31 @@ class CtcPrefixBeamSearch:
         self.reset()
 
     def reset(self) -> None:
+        self._parent = [EMPTY]
+        self._last = [-1]
+        self._ids: dict[tuple[int, int], int] = {}
         start = _Score()
         start.s = 0.0
         start.v_s = 0.0
         start.has_context = True
-        self._hyps: dict[Prefix, _Score] = {(): start}
+        self._hyps: dict[int, _Score] = {EMPTY: start}
         self.frames_searched = 0
+
+    def _child(self, prefix: int, unit: int) -> int:
+        key = (prefix, unit)
+        found = self._ids.get(key)
+        if found is None:
+            found = self._ids[key] = len(self._parent)
+            self._parent.append(prefix)
+            self._last.append(unit)
+        return found
+
+    def _units(self, prefix: int) -> tuple[int, ...]:
+        units: list[int] = []
+        while prefix != EMPTY:
+            units.append(self._last[prefix])
+            prefix = self._parent[prefix]
+        return tuple(reversed(units))
 
     def search(self, logp: npt.NDArray[np.float32]) -> None:
         """Advance over `logp` [frames, vocab] (log-posteriors of one chunk)."""
@@ -151,56 +179,67 @@ class CtcPrefixBeamSearch:
             top = np.argpartition(-logp, k - 1, axis=1)[:, :k]
         else:
             top = np.broadcast_to(np.arange(logp.shape[1]), logp.shape)
-        for row, ids in zip(logp.tolist(), top.tolist(), strict=True):
-            self._step(row, ids)
+        values = np.take_along_axis(logp, top, axis=1)
+        for ids, probs in zip(top.tolist(), values.tolist(), strict=True):
+            self._step(ids, probs)
             self.frames_searched += 1
 
-    def _step(self, row: list[float], ids: list[int]) -> None:
+    def _step(self, ids: list[int], probs: list[float]) -> None:
         t = self.frames_searched
         graph = self.context_graph
-        nxt: dict[Prefix, _Score] = {}
-        for unit in ids:
-            p = row[unit]
-            for prefix, cur in self._hyps.items():
-                if unit == self.blank:
+        blank = self.blank
+        last = self._last
+        nxt: dict[int, _Score] = {}
+        # per-hypothesis values every candidate unit needs, computed once per frame
+        current = [(p, cur, cur.score, cur.viterbi, cur.path) for p, cur in self._hyps.items()]
+
+        def entry(prefix: int) -> _Score:
+            found = nxt.get(prefix)
+            if found is None:
+                found = nxt[prefix] = _Score()
+            return found
+
+        for unit, p in zip(ids, probs, strict=True):
+            if unit == blank:
+                for prefix, cur, score, viterbi, path in current:
                     # *a + blank -> *a
-                    same = nxt.get(prefix) or nxt.setdefault(prefix, _Score())
-                    same.s = log_add(same.s, cur.score + p)
-                    if cur.viterbi + p > same.v_s:
-                        same.v_s = cur.viterbi + p
-                        same.path_s = cur.path
+                    same = entry(prefix)
+                    same.s = log_add(same.s, score + p)
+                    if viterbi + p > same.v_s:
+                        same.v_s = viterbi + p
+                        same.path_s = path
                     same.copy_context(cur)
-                elif prefix and unit == prefix[-1]:
+                continue
+            for prefix, cur, score, viterbi, path in current:
+                if unit == last[prefix]:
                     # *a + a -> *a (repeat collapses)
-                    same = nxt.get(prefix) or nxt.setdefault(prefix, _Score())
+                    same = entry(prefix)
                     same.ns = log_add(same.ns, cur.ns + p)
                     if cur.v_ns + p > same.v_ns:
                         same.v_ns = cur.v_ns + p
-                        path = cur.path_ns
+                        run = cur.path_ns
                         # the unit's frame is its most confident one
-                        same.path_ns = path.move_last(t, p) if p > path.logps[-1] else path
+                        if run is not None and p > run.logp:
+                            run = _Emission(t, p, run.before)
+                        same.path_ns = run
                     same.copy_context(cur)
                     if cur.s == NEG_INF:
                         continue
                     # *a blank + a -> *aa
-                    longer = (*prefix, unit)
-                    ext = nxt.get(longer) or nxt.setdefault(longer, _Score())
+                    ext = entry(self._child(prefix, unit))
                     ext.ns = log_add(ext.ns, cur.s + p)
                     if cur.v_s + p > ext.v_ns:
                         ext.v_ns = cur.v_s + p
-                        ext.path_ns = cur.path_s.extend(t, p)
-                    ext.extend_context(graph, cur, unit)
+                        ext.path_ns = _Emission(t, p, cur.path_s)
                 else:
                     # *a + b -> *ab
-                    longer = (*prefix, unit)
-                    ext = nxt.get(longer) or nxt.setdefault(longer, _Score())
-                    ext.ns = log_add(ext.ns, cur.score + p)
-                    if cur.viterbi + p > ext.v_ns:
-                        ext.v_ns = cur.viterbi + p
-                        ext.path_ns = cur.path.extend(t, p)
-                    ext.extend_context(graph, cur, unit)
-        ranked = sorted(nxt.items(), key=lambda item: item[1].total, reverse=True)
-        self._hyps = dict(ranked[: self.second_beam_size])
+                    ext = entry(self._child(prefix, unit))
+                    ext.ns = log_add(ext.ns, score + p)
+                    if viterbi + p > ext.v_ns:
+                        ext.v_ns = viterbi + p
+                        ext.path_ns = _Emission(t, p, path)
+                ext.extend_context(graph, cur, unit)
+        self._hyps = dict(heapq.nlargest(self.second_beam_size, nxt.items(), key=_by_total))
 
     def finalize(self) -> None:
         """End of segment: give back the bonus of unfinished hot-word matches, re-rank."""
@@ -210,25 +249,24 @@ class CtcPrefixBeamSearch:
         for score in self._hyps.values():
             score.context_score += graph.finalize(score.context_state)
             score.context_state = ROOT
-        self._hyps = dict(sorted(self._hyps.items(), key=lambda it: it[1].total, reverse=True))
+        self._hyps = dict(sorted(self._hyps.items(), key=_by_total, reverse=True))
 
     def hypotheses(self) -> list[Hypothesis]:
         """N-best, best first."""
-        out = []
-        for prefix, sc in self._hyps.items():
-            path = sc.path
-            out.append(
-                Hypothesis(
-                    units=prefix,
-                    score=sc.total,
-                    ctc_score=sc.score,
-                    viterbi_score=sc.viterbi,
-                    frames=path.frames,
-                    logps=path.logps,
-                    context_score=sc.context_score,
-                )
-            )
-        return out
+        return [self._hypothesis(prefix, sc) for prefix, sc in self._hyps.items()]
 
     def best(self) -> Hypothesis:
-        return self.hypotheses()[0]
+        prefix, sc = next(iter(self._hyps.items()))
+        return self._hypothesis(prefix, sc)
+
+    def _hypothesis(self, prefix: int, sc: _Score) -> Hypothesis:
+        frames, logps = _unroll(sc.path)
+        return Hypothesis(
+            units=self._units(prefix),
+            score=sc.total,
+            ctc_score=sc.score,
+            viterbi_score=sc.viterbi,
+            frames=frames,
+            logps=logps,
+            context_score=sc.context_score,
+        )
