@@ -38,6 +38,8 @@ def build_app(args: dict[str, Any]) -> Application:
         .bind(args["manifests"][i], settings_data)
         for i, m in enumerate(manifests)
     }
-    return Gateway.options(name=GATEWAY_DEPLOYMENT, **gateway_options(settings)).bind(
-        settings_data, args.get("manifests", []), engines
+    gateway = Gateway.options(  # type: ignore[attr-defined]
+        name=GATEWAY_DEPLOYMENT, **gateway_options(settings)
     )
+    app: Application = gateway.bind(settings_data, args.get("manifests", []), engines)
+    return app

@@ -103,5 +103,5 @@ def merge_expositions(texts: Iterable[str]) -> bytes:
             else:
                 merged[family.name] = family
     registry = CollectorRegistry()
-    registry.register(_Families(merged.values()))  # type: ignore[arg-type]
+    registry.register(_Families(merged.values()))
     return generate_latest(registry)

@@ -35,7 +35,8 @@ from engines.manifest import ModelManifest
 from engines.wenet.config import EndpointConfig, WenetConfig, parse_config
 from engines.wenet.decoder import DecoderStats, DecodeSettings, StreamingDecoder, Update
 from engines.wenet.hot_words import ContextGraphCache
-from engines.wenet.model import AsrModel
+from engines.wenet.features import NUM_MEL_BINS
+from engines.wenet.model import AsrModel, EncoderState
 from engines.wenet.results import file_segments, stream_segment
 from engines.wenet.text import join_words
 from engines.wenet.units import UnitTable
@@ -119,6 +120,7 @@ class WenetBackend(STTBackend):
             configure_torch(cfg.num_threads, cfg.num_interop_threads, cfg.jit_optimize)
             name = cfg.quantized_model_file if cfg.quantized else cfg.model_file
             model = TorchScriptModel(directory / name, len(units))
+        check_vocabulary(model, len(units))
         self._units = units
         self._model = model
         self._graphs = ContextGraphCache(
@@ -349,6 +351,17 @@ class WenetBackend(STTBackend):
                 yield segment
         finally:
             self.close_stream(stream)
+
+
+def check_vocabulary(model: AsrModel, units: int) -> None:
+    """One chunk of silence through a fresh state: warms the model up (TorchScript compiles
+    on first call) and proves units.txt matches the CTC output."""
+    info = model.info
+    frames = (16 - 1) * info.subsampling_rate + info.right_context + 1
+    silence = np.full((frames, NUM_MEL_BINS), -15.9, dtype=np.float32)  # log(eps): zeros
+    logp = model.forward_chunk(EncoderState(), silence, -1, keep_output=False)
+    if logp.shape[1] != units:
+        raise ValueError(f"units.txt has {units} units but the model outputs {logp.shape[1]}")
 
 
 def pause_rules(endpoint: EndpointConfig, gap_ms: int) -> tuple[float, float]:

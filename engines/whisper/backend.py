@@ -374,7 +374,7 @@ class WhisperBackend(STTBackend):
                 groups[tuple(d.tokenizer.sot_sequence)].append(i)
         for indices in groups.values():
             tokenizer = decodings[indices[0]].tokenizer
-            subsegments = [
+            subsegments: list[list[dict[str, Any]]] = [
                 [
                     {"tokens": s.tokens, "start": s.start, "end": s.end, "seek": s.seek}
                     for s in segments[i]
@@ -394,7 +394,8 @@ class WhisperBackend(STTBackend):
                 APPEND_PUNCTUATIONS,
                 0.0,
             )
-            for i, subs in zip(indices, subsegments, strict=True):
+            aligned: list[list[dict[str, Any]]] = subsegments
+            for i, subs in zip(indices, aligned, strict=True):
                 for segment, sub in zip(segments[i], subs, strict=True):
                     segment.start, segment.end = round(sub["start"], 3), round(sub["end"], 3)
                     segment.words = [

@@ -42,9 +42,11 @@ class WhisperDeployment:
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         if "max_batch_size" in user_config:
-            self._decode.set_max_batch_size(int(user_config["max_batch_size"]))
+            self._decode.set_max_batch_size(int(user_config["max_batch_size"]))  # type: ignore[attr-defined]
         if "batch_wait_timeout_s" in user_config:
-            self._decode.set_batch_wait_timeout_s(float(user_config["batch_wait_timeout_s"]))
+            self._decode.set_batch_wait_timeout_s(  # type: ignore[attr-defined]
+                float(user_config["batch_wait_timeout_s"])
+            )
 
     async def transcribe(self, audio: Audio, options: TranscribeOptions) -> TranscriptionResult:
         started = time.perf_counter()

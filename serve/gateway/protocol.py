@@ -18,7 +18,7 @@ class TranscriptionRequest(BaseModel):
     prompt: str | None = None
     response_format: ResponseFormat = "json"
     temperature: float = Field(default=0.0, ge=0.0, le=1.0)
-    timestamp_granularities: list[Granularity] = Field(default_factory=lambda: ["segment"])
+    timestamp_granularities: list[Granularity] = Field(default_factory=lambda: ["segment"])  # type: ignore[arg-type]
     stream: bool = False
     hot_words: list[str] = Field(default_factory=list)
     vad_filter: bool = True

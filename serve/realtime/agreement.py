@@ -102,11 +102,18 @@ class LocalAgreement:
     def __init__(self) -> None:
         self.confirmed: list[str] = []
         self._previous: list[str] | None = None
+        self._previous_trusted = False
 
-    def update(self, hypothesis: list[str]) -> list[str]:
-        """Feed the newest whole-segment hypothesis; returns the words it newly confirmed."""
+    def update(self, hypothesis: list[str], trusted: bool = True) -> list[str]:
+        """Feed the newest whole-segment hypothesis; returns the words it newly confirmed.
+
+        Words are only confirmed between two `trusted` hypotheses (the caller distrusts
+        decodes the model itself scored as unlikely: two plausible mishearings of a short
+        prefix can agree with each other).
+        """
         previous, self._previous = self._previous, hypothesis
-        if previous is None:
+        both_trusted, self._previous_trusted = trusted and self._previous_trusted, trusted
+        if previous is None or not both_trusted:
             return []
         old_tail = previous[align_end(self.confirmed, previous) :]
         new_tail = hypothesis[align_end(self.confirmed, hypothesis) :]

@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from engines.base import Audio, STTBackend, TranscribeOptions, TranscriptionResult
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Transcriber = Callable[[Audio, TranscribeOptions], Awaitable[TranscriptionResult]]
 
@@ -42,20 +43,18 @@ async def transcribe_once(
     return await asyncio.wait_for(transcribe(audio, options), timeout_s)
 
 
-async def transcribe_with_retry(
-    transcribe: Transcriber,
-    audio: Audio,
-    options: TranscribeOptions,
+async def retrying(
+    call: Callable[[], Awaitable[T]],
     *,
-    timeout_s: float,
     retry_window_s: float,
     first_backoff_s: float = 0.2,
     max_backoff_s: float = 2.0,
-) -> TranscriptionResult:
-    """Try, and on failure (replica died, timeout) try again with backoff until
-    `retry_window_s` has passed since the first failure; then raise `EngineFailureError`.
+) -> T:
+    """Run `call`; on failure (replica died, timeout) run it again with backoff until
+    `retry_window_s` has passed since the first failure, then raise `EngineFailureError`.
 
-    Serve routes a retried call to a live replica (or waits for the replacement of a dead one).
+    Through a deployment handle, a retried call reaches a live replica (or waits for the
+    replacement of a dead one).
     """
     loop = asyncio.get_running_loop()
     deadline: float | None = None
@@ -64,7 +63,7 @@ async def transcribe_with_retry(
     while True:
         attempt += 1
         try:
-            return await transcribe_once(transcribe, audio, options, timeout_s)
+            return await call()
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -105,4 +105,3 @@ SessionEvent = (
     | Problem
     | SessionEnded
 )
-

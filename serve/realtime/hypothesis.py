@@ -10,6 +10,8 @@ from serve.realtime.agreement import normalize_word, split_words
 NO_SPEECH_THRESHOLD = 0.6
 LOGPROB_THRESHOLD = -0.7
 """Stricter than the batch path's -1.0: a streaming segment is short and has no context."""
+CONFIRM_LOGPROB = -0.8
+"""Partial decodes scoring below this mean token log-probability confirm no words."""
 
 
 def usable_segments(result: TranscriptionResult) -> list[SegmentResult]:
@@ -38,8 +40,17 @@ def timed_words(segments: list[SegmentResult]) -> list[WordTiming]:
 
 def confidence(segments: list[SegmentResult]) -> float:
     """exp(mean token log-probability), weighted by text length; in [0, 1]."""
-    weights = [max(len(s.text.strip()), 1) for s in segments]
     if not segments:
         return 0.0
-    mean = sum(s.avg_logprob * w for s, w in zip(segments, weights, strict=True)) / sum(weights)
-    return round(min(1.0, math.exp(mean)), 4)
+    return round(min(1.0, math.exp(mean_logprob(segments))), 4)
+
+
+def mean_logprob(segments: list[SegmentResult]) -> float:
+    weights = [max(len(s.text.strip()), 1) for s in segments]
+    if not segments:
+        return -math.inf
+    return sum(s.avg_logprob * w for s, w in zip(segments, weights, strict=True)) / sum(weights)
+
+
+def trusted(segments: list[SegmentResult]) -> bool:
+    return mean_logprob(segments) >= CONFIRM_LOGPROB

@@ -14,7 +14,7 @@ def apply_itn(text: str, language: str | None) -> str:
     """Numbers spelled out in `text` as digits; unchanged for languages text2num lacks."""
     if not text or not supports_itn(language):
         return text
-    from text_to_num import alpha2digit
+    from text_to_num import alpha2digit  # type: ignore[import-untyped]
 
     assert language is not None
     result: str = alpha2digit(text, language.split("-")[0].lower())

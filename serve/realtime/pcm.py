@@ -6,6 +6,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engines.base import Audio
+from serve.audio import pcm16_to_float as pcm16_samples
 
 PCM16_SCALE = 32768.0
 
@@ -15,11 +16,10 @@ class PcmError(ValueError):
 
 
 def pcm16_to_float(data: bytes) -> Audio:
-    """Little-endian signed 16-bit mono PCM -> float32 in [-1, 1)."""
+    """Little-endian signed 16-bit mono PCM -> float32 in [-1, 1); whole samples only."""
     if len(data) % 2:
         raise PcmError(f"PCM16 frames must have an even number of bytes, got {len(data)}")
-    samples = np.frombuffer(data, dtype="<i2")
-    return (samples.astype(np.float32) / PCM16_SCALE).astype(np.float32)
+    return pcm16_samples(data)
 
 
 def float_to_pcm16(audio: npt.NDArray[np.floating]) -> bytes:

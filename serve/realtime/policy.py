@@ -11,14 +11,20 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 
-from engines.base import SAMPLE_RATE, Audio, TranscribeOptions, TranscriptionResult, WordTiming
+from engines.base import Audio, TranscribeOptions, TranscriptionResult, WordTiming
 from engines.manifest import Architecture, Capabilities, ModelManifest
 from serve.errors import UnsupportedCapabilityError
 from serve.realtime.agreement import LocalAgreement, join_words, trim_loop
 from serve.realtime.context import DecodeContext
 from serve.realtime.engine import Transcriber, transcribe_once
 from serve.realtime.events import FinalTranscript
-from serve.realtime.hypothesis import confidence, text_words, timed_words, usable_segments
+from serve.realtime.hypothesis import (
+    confidence,
+    text_words,
+    timed_words,
+    trusted,
+    usable_segments,
+)
 
 PARTIAL_TEMPERATURES = (0.0,)
 FINAL_TEMPERATURES = (0.0, 0.4, 0.8)
@@ -81,9 +87,10 @@ class LocalAgreementPolicy(PartialPolicy):
     async def partial(self, audio: Audio, request: DecodeRequest) -> str | None:
         options = self.options(request, final=False)
         result = await transcribe_once(self.transcribe, audio, options, self.timeout_s)
-        words, looped = trim_loop(text_words(usable_segments(result)))
+        segments = usable_segments(result)
+        words, looped = trim_loop(text_words(segments))
         self.looped |= looped
-        if not self.agreement.update(words):
+        if not self.agreement.update(words, trusted(segments)):
             return None
         return join_words(self.agreement.confirmed)
 
@@ -150,7 +157,9 @@ def _retime(
     return tuple(head + tail)
 
 
-def choose_policy(manifest: ModelManifest, transcribe: Transcriber, timeout_s: float) -> PartialPolicy:
+def choose_policy(
+    manifest: ModelManifest, transcribe: Transcriber, timeout_s: float
+) -> PartialPolicy:
     """The one place a session's partial policy is chosen, from the model's architecture."""
     architecture = manifest.capabilities.architecture
     if architecture is Architecture.ENCODER_DECODER:
@@ -160,7 +169,3 @@ def choose_policy(manifest: ModelManifest, transcribe: Transcriber, timeout_s: f
     raise UnsupportedCapabilityError(
         f"The model '{manifest.name}' ({architecture.value}) has no realtime streaming policy yet."
     )
-
-
-def samples_ms(samples: int) -> int:
-    return samples * 1000 // SAMPLE_RATE

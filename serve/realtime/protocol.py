@@ -38,7 +38,7 @@ class SessionConfig(BaseModel):
     """Explicit speech probability threshold; overrides the sensitivity preset's."""
     silence_timeout_ms: int = Field(default=500, ge=100, le=10_000)
     """Trailing silence that ends an utterance (final + `vad.speech_end`)."""
-    prefix_padding_ms: int = Field(default=300, ge=0, le=2_000)
+    prefix_padding_ms: int = Field(default=500, ge=0, le=2_000)
     """Audio before the detected speech start that is kept for the decode."""
     hold_timeout_ms: int = Field(default=10_000, ge=100, le=3_600_000)
     """Silence after which the session goes on hold (`session.hold`)."""

@@ -1,8 +1,8 @@
 """Frame-level voice activity: an energy pre-filter in front of silero-vad (ONNX).
 
 Silero v6 weights are the ones faster-whisper ships (`faster_whisper/assets/silero_vad_v6.onnx`);
-onnxruntime runs them one 32 ms frame at a time with the LSTM state carried per stream. Frames
-below the energy floor never reach the model (probability 0), which is most of a quiet stream.
+onnxruntime runs them one 32 ms frame at a time with the LSTM state carried per stream. Runs of
+frames below the energy floor skip the model (probability 0), which is most of a quiet stream.
 """
 
 from __future__ import annotations
@@ -22,6 +22,10 @@ from engines.base import Audio
 FRAME_SAMPLES = 512
 """Silero's frame at 16 kHz: 32 ms."""
 CONTEXT_SAMPLES = 64
+QUIET_FRAMES_TO_SKIP = 8
+"""Consecutive frames under the energy floor after which the model is skipped (and its state
+reset, as at the start of a stream): single quiet frames inside speech still go through it,
+because skipping them would break the LSTM's continuity."""
 STATE_SHAPE = (1, 1, 128)
 
 
@@ -44,9 +48,9 @@ class VadThresholds:
 
 
 SENSITIVITY: dict[VadSensitivity, VadThresholds] = {
-    VadSensitivity.HIGH: VadThresholds(0.35, 0.2, -60.0, 64),
-    VadSensitivity.NORMAL: VadThresholds(0.5, 0.35, -50.0, 96),
-    VadSensitivity.LOW: VadThresholds(0.65, 0.5, -42.0, 160),
+    VadSensitivity.HIGH: VadThresholds(0.35, 0.2, -65.0, 32),
+    VadSensitivity.NORMAL: VadThresholds(0.5, 0.35, -60.0, 64),
+    VadSensitivity.LOW: VadThresholds(0.65, 0.5, -50.0, 128),
 }
 
 
@@ -117,16 +121,26 @@ class FrameVad:
         self.reset()
 
     def reset(self) -> None:
+        self._reset_state()
+        self._context = np.zeros(CONTEXT_SAMPLES, dtype=np.float32)
+        self._quiet_frames = QUIET_FRAMES_TO_SKIP
+
+    def _reset_state(self) -> None:
         self._h = np.zeros(STATE_SHAPE, dtype=np.float32)
         self._c = np.zeros(STATE_SHAPE, dtype=np.float32)
-        self._context = np.zeros(CONTEXT_SAMPLES, dtype=np.float32)
 
     def probability(self, frame: Audio) -> float:
         if len(frame) != FRAME_SAMPLES:
             raise ValueError(f"VAD frames are {FRAME_SAMPLES} samples, got {len(frame)}")
         context, self._context = self._context, frame[-CONTEXT_SAMPLES:].copy()
         if rms_dbfs(frame) < self.thresholds.energy_floor_dbfs:
-            return 0.0
+            self._quiet_frames += 1
+            if self._quiet_frames >= QUIET_FRAMES_TO_SKIP:
+                if self._quiet_frames == QUIET_FRAMES_TO_SKIP:
+                    self._reset_state()
+                return 0.0
+        else:
+            self._quiet_frames = 0
         self.model_calls += 1
         window = np.concatenate([context, frame]).astype(np.float32, copy=False)[None, :]
         probs, self._h, self._c = self.model.run(window, self._h, self._c)
