@@ -44,6 +44,11 @@ def plain_objects(helm: Helm, value_files: list[str]) -> list[dict[str, Any]]:
     return [_strip_helm(o) for o in objects if o not in hooks]
 
 
+def _sorted(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A stable order, whichever Helm rendered them."""
+    return sorted(objects, key=_file_name)
+
+
 def _file_name(obj: Mapping[str, Any]) -> str:
     return f"{str(obj['kind']).lower()}-{obj['metadata']['name']}.yaml"
 
@@ -71,7 +76,7 @@ def _kustomization(resources: list[str]) -> str:
 
 def generated_k8s_files(helm: Helm | None = None) -> dict[Path, str]:
     helm = helm or get_helm()
-    rendered = {name: plain_objects(helm, files) for name, files in OVERLAY_VALUES.items()}
+    rendered = {name: _sorted(plain_objects(helm, files)) for name, files in OVERLAY_VALUES.items()}
     first, *rest = rendered.values()
     shared = [o for o in first if all(o in objects for objects in rest)]
     files = {K8S_DIR / "base" / _file_name(o): dump_object(o) for o in shared}
