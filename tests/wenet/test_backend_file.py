@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,6 +127,16 @@ def test_health_follows_the_lifecycle(hello_model: GeneratedModel) -> None:
         broken.load()
     assert broken.health().state is HealthState.FAILED
     assert "missing.zip" in broken.health().detail
+
+
+def test_units_must_match_the_model(hello_model: GeneratedModel, tmp_path: Path) -> None:
+    for name in ("theo.yaml", "final.zip"):
+        (tmp_path / name).write_bytes((hello_model.directory / name).read_bytes())
+    lines = (hello_model.directory / "units.txt").read_text(encoding="utf-8").splitlines()
+    (tmp_path / "units.txt").write_text("\n".join(lines[:-1]), encoding="utf-8")
+    backend = WenetBackend(load_manifest(tmp_path / "theo.yaml"))
+    with pytest.raises(ValueError, match=f"{len(lines) - 1} units but the model outputs"):
+        backend.load()
 
 
 def test_bad_engine_config_is_rejected(hello_model: GeneratedModel) -> None:
