@@ -140,7 +140,7 @@ def test_app_installed_with_its_engine_extra(image: tuple[str, Dockerfile]) -> N
     assert f'"{EXTRAS[name]}"' in install
     assert '"ray[serve]==${RAY_VERSION}"' in install
     checks = " ".join(dockerfile.final.values("RUN"))
-    assert "import sys, ray, serve.builder, engines.manifest" in checks
+    assert "import sys, ray, serve.app, serve.builder, engines.manifest" in checks
     assert "theo --help" in checks
 
 
