@@ -84,3 +84,49 @@ def test_serve_config_command_emits_valid_yaml(models_dir: Path) -> None:
     out = run("serve-config", "--models-dir", str(models_dir))
     assert out.returncode == 0, out.stderr
     ServeDeploySchema.model_validate(yaml.safe_load(out.stdout))
+
+
+@pytest.mark.e2e
+def test_serve_runs_and_stops_cleanly_on_ctrl_c(models_dir: Path, tmp_path: Path) -> None:
+    """`theo serve` as the README runs it: embedded local Ray, health, a request, Ctrl-C."""
+    import signal
+
+    import httpx
+
+    from tests.support import free_port
+
+    port = free_port()
+    env = {**os.environ, "THEO_MODELS_DIR": str(models_dir), "THEO_MODELS": "whisper-tiny.en"}
+    env.pop("THEO_API_KEYS", None)
+    proc = subprocess.Popen(
+        [*THEO, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        clip = clips()["jfk.wav"]
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v1/audio/transcriptions",
+            data={"model": "whisper-tiny.en"},
+            files={"file": ("c.wav", clip.path.read_bytes())},
+            timeout=120,
+        )
+        assert r.status_code == 200 and wer(clip.transcript, r.json()["text"]) <= 0.1
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
