@@ -145,7 +145,8 @@ def kuberay_rules(rayservice: dict[str, Any], where: str) -> None:
     upgrade = (spec.get("upgradeStrategy") or {}).get("type")
     if upgrade not in (None, "NewCluster", "NewClusterWithIncrementalUpgrade", "None"):
         problems.append(f"upgradeStrategy.type {upgrade!r}")
-    v2 = (cluster.get("autoscalerOptions") or {}).get("version") == "v2"
+    autoscaling = cluster.get("enableInTreeAutoscaling") is True
+    v2 = autoscaling and (cluster.get("autoscalerOptions") or {}).get("version") == "v2"
     for group, gspec in ray_groups(rayservice):
         params = gspec.get("rayStartParams") or {}
         if gspec.get("resources") and any(
@@ -161,6 +162,8 @@ def kuberay_rules(rayservice: dict[str, Any], where: str) -> None:
             problems.append(f"{group}: autoscaler v2 needs restartPolicy Never or unset")
         if group != "head" and not gspec["minReplicas"] <= gspec["maxReplicas"]:
             problems.append(f"{group}: minReplicas > maxReplicas")
+        if "idleTimeoutSeconds" in gspec and not v2:
+            problems.append(f"{group}: idleTimeoutSeconds needs autoscaler v2 enabled")
     head_ports = cluster["headGroupSpec"]["template"]["spec"]["containers"][0].get("ports", [])
     if not any(p.get("name") == "serve" for p in head_ports) and "serveService" not in spec:
         problems.append("no port named 'serve' on the head container")

@@ -659,6 +659,16 @@ def test_pod_templates_carry_only_stable_labels(render: Render) -> None:
         }, name  # fmt: skip
 
 
+@pytest.mark.parametrize("autoscaler", [{"enabled": False}, {"version": "v1"}])
+def test_without_autoscaler_v2_no_idle_timeouts(render: Render, autoscaler: dict[str, Any]) -> None:
+    objects = render({"autoscaler": autoscaler})
+    ks.validate_objects(objects)
+    cluster = rayservice(objects)["spec"]["rayClusterConfig"]
+    assert cluster["enableInTreeAutoscaling"] is autoscaler.get("enabled", True)
+    assert not any("idleTimeoutSeconds" in g for g in cluster["workerGroupSpecs"])
+    assert ("autoscalerOptions" in cluster) is autoscaler.get("enabled", True)
+
+
 def test_long_release_names_fit_kuberay(render: Render) -> None:
     objects = render(release="a-very-long-release-name-for-a-speech-service-x")
     name = rayservice(objects)["metadata"]["name"]
