@@ -1,0 +1,118 @@
+"""Helpers of the realtime tests: reference audio as 16 kHz float32 or PCM16, WER with
+contractions expanded (Whisper writes "I'm" for "I am"), and event-sequence checks."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from engines.base import Audio
+from serve.audio import decode_audio_bytes
+from serve.realtime.pcm import float_to_pcm16
+from tests.support import clips, normalize, wer
+
+ENGLISH = ("jfk.wav", "6930-75918-0000.wav", "7902-96591-0000.wav")
+CONTRACTIONS = (
+    (r"n't\b", " not"),
+    (r"'m\b", " am"),
+    (r"'re\b", " are"),
+    (r"'ll\b", " will"),
+    (r"'ve\b", " have"),
+)
+CORE_EVENTS = (
+    "session.created",
+    "vad.speech_start",
+    "transcript.partial",
+    "transcript.final",
+    "vad.speech_end",
+    "session.closed",
+)
+
+
+@cache
+def clip_audio(name: str) -> Audio:
+    """A shared clip decoded to 16 kHz mono float32."""
+    return decode_audio_bytes(clips()[name].path.read_bytes())
+
+
+def clip_text(name: str) -> str:
+    return clips()[name].transcript
+
+
+def silence(seconds: float) -> Audio:
+    return np.zeros(round(seconds * 16_000), dtype=np.float32)
+
+
+def pcm16(audio: Audio) -> bytes:
+    return float_to_pcm16(audio)
+
+
+def expand(text: str) -> str:
+    text = text.lower().replace("\u2019", "'")
+    for pattern, replacement in CONTRACTIONS:
+        text = re.sub(pattern, replacement, text)
+    return text
+
+
+def stream_wer(reference: str, hypothesis: str) -> float:
+    return wer(expand(reference), expand(hypothesis))
+
+
+def norm_words(text: str) -> list[str]:
+    return normalize(expand(text)).split()
+
+
+def types(events: list[dict[str, Any]]) -> list[str]:
+    return [e["type"] for e in events]
+
+
+def core(events: list[dict[str, Any]]) -> list[str]:
+    """Event types of the protocol's main sequence (no pings, advice or config acks)."""
+    return [t for t in types(events) if t in CORE_EVENTS]
+
+
+def collapse(sequence: list[str]) -> list[str]:
+    """Consecutive repeats merged: partial, partial, partial -> partial."""
+    return [t for i, t in enumerate(sequence) if i == 0 or sequence[i - 1] != t]
+
+
+def finals(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in events if e["type"] == "transcript.final"]
+
+
+def assert_partials_prefix_finals(events: list[dict[str, Any]]) -> None:
+    """Every partial of a segment extends the previous one and is a prefix of its final."""
+    final_text = {e["segment_id"]: e["text"] for e in finals(events)}
+    previous: dict[int, str] = {}
+    for event in events:
+        if event["type"] != "transcript.partial":
+            continue
+        segment, text = event["segment_id"], event["text"]
+        assert text.startswith(previous.get(segment, "")), (previous.get(segment), text)
+        previous[segment] = text
+        if segment in final_text:
+            final_words = norm_words(final_text[segment])
+            words = norm_words(text)
+            assert final_words[: len(words)] == words, (text, final_text[segment])
+
+
+def assert_monotonic(events: list[dict[str, Any]]) -> None:
+    """Stream positions never go back; finals are ordered and inside their speech."""
+    clock = [
+        e["timestamp_ms"]
+        for e in events
+        if e["type"] in ("vad.speech_start", "transcript.partial", "vad.speech_end")
+    ]
+    assert clock == sorted(clock), clock
+    last_end = -1
+    for event in events:
+        if event["type"] == "transcript.final":
+            assert last_end <= event["start_ms"] < event["end_ms"], (last_end, event)
+            starts = [w["start"] for w in event["words"]]
+            assert starts == sorted(starts)
+            last_end = event["end_ms"]
+        elif event["type"] == "vad.speech_end":
+            assert last_end <= event["timestamp_ms"], (last_end, event)
