@@ -1,0 +1,75 @@
+"""The partial policy on the real tiny.en backend: choice by architecture, LocalAgreement
+partials converging on the final, no text from silence or noise."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from engines.manifest import Architecture, ModelManifest
+from engines.whisper.backend import WhisperBackend
+from serve.errors import UnsupportedCapabilityError
+from serve.realtime.context import DecodeContext
+from serve.realtime.engine import backend_transcriber
+from serve.realtime.policy import DecodeRequest, LocalAgreementPolicy, choose_policy
+from tests.realtime.helpers import clip_audio, clip_text, norm_words, silence, stream_wer
+
+REQUEST = DecodeRequest(language="en", context=DecodeContext(prompt=None, hot_words=()))
+
+
+def test_policy_is_chosen_by_architecture(
+    tiny_manifest: ModelManifest, tiny_backend: WhisperBackend
+) -> None:
+    transcribe = backend_transcriber(tiny_backend)
+    assert isinstance(choose_policy(tiny_manifest, transcribe, 10), LocalAgreementPolicy)
+    ctc = tiny_manifest.model_copy(
+        update={
+            "capabilities": tiny_manifest.capabilities.model_copy(
+                update={"architecture": Architecture.CTC}
+            )
+        }
+    )
+    with pytest.raises(UnsupportedCapabilityError, match="ctc"):
+        choose_policy(ctc, transcribe, 10)
+
+
+async def test_partials_grow_and_are_prefixes_of_the_final(
+    tiny_manifest: ModelManifest, tiny_backend: WhisperBackend
+) -> None:
+    name = "6930-75918-0000.wav"
+    audio = np.concatenate([silence(0.3), clip_audio(name), silence(0.3)])
+    policy = choose_policy(tiny_manifest, backend_transcriber(tiny_backend), 60)
+    partials = []
+    for end in np.arange(1.0, len(audio) / 16_000, 0.5):
+        text = await policy.partial(audio[: round(end * 16_000)], REQUEST)
+        if text is not None:
+            partials.append(text)
+    assert len(partials) >= 2, partials
+    assert all(b.startswith(a) for a, b in itertools.pairwise(partials))
+    final = policy.finish(await policy.decode_final(audio, REQUEST), offset_ms=1000)
+    assert final is not None
+    for partial in partials:
+        assert final.text.startswith(partial)
+    assert stream_wer(clip_text(name), final.text) <= 0.15
+    assert len(final.words) == len(final.text.split())
+    assert 1000 <= final.start_ms < final.end_ms <= 1000 + len(audio) // 16
+    assert [norm_words(w.word) for w in final.words] == [[w] for w in norm_words(final.text)]
+    assert 0.3 < final.confidence <= 1.0
+
+
+async def test_no_text_from_silence_or_noise(
+    tiny_manifest: ModelManifest, tiny_backend: WhisperBackend
+) -> None:
+    rng = np.random.default_rng(3)
+    policy = choose_policy(tiny_manifest, backend_transcriber(tiny_backend), 60)
+    for audio in (
+        silence(3.0),
+        rng.normal(0, 0.1, 48_000).astype(np.float32),
+        (np.cumsum(rng.normal(0, 0.01, 48_000)) / 30).astype(np.float32),
+    ):
+        policy.open_segment()
+        assert await policy.partial(audio[:24_000], REQUEST) is None
+        assert await policy.partial(audio, REQUEST) is None
+        assert policy.finish(await policy.decode_final(audio, REQUEST), 0) is None
