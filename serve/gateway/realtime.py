@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, WebSocket
 
 from serve.errors import ModelNotFoundError, TheoError
 from serve.gateway.auth import bearer_token, key_is_valid, require_api_key
-from serve.gateway.context import GatewayContext
+from serve.gateway.context import get_context
 from serve.realtime.connection import POLICY_VIOLATION, Mode, ModelChoice, RealtimeConnection
 from serve.realtime.engine import handle_transcriber
 from serve.realtime.protocol import ProtocolError, validate_config
@@ -59,7 +59,7 @@ async def realtime_socket(
     intent: str | None = None,
     api_key: str | None = None,
 ) -> None:
-    context: GatewayContext = websocket.app.state.context
+    context = get_context()
     await websocket.accept()
     presented = bearer_token(websocket.headers.get("authorization")) or api_key
     if not key_is_valid(presented, context.settings.api_keys):
