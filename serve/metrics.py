@@ -8,78 +8,179 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+from serve.telemetry.instruments import CounterFamily, GaugeFamily, HistogramFamily
+
+LATENCY_BUCKETS = (
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.25,
+    0.35,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.5,
+    4.0,
+    6.0,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+)
+"""Speech latencies: 10 ms (a VAD frame) to 30 s (a whole Whisper window)."""
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
+RTF_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+LOAD_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
 class GatewayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
+        r = self.registry
+        self.requests = CounterFamily(
             "theo_requests",
             "HTTP requests by model, route and status.",
             ["model", "route", "status"],
-            registry=self.registry,
+            r,
         )
-        self.request_latency = Histogram(
+        self.request_latency = HistogramFamily(
             "theo_request_latency_seconds",
-            "Request latency by model and route.",
-            ["model", "route"],
+            "Request latency by model, route and status.",
+            ["model", "route", "status"],
+            r,
             buckets=LATENCY_BUCKETS,
-            registry=self.registry,
         )
-        self.audio_seconds = Counter(
+        self.audio_seconds = CounterFamily(
             "theo_audio_seconds",
-            "Seconds of audio transcribed, by model and engine.",
+            "Seconds of audio transcribed (REST requests and realtime sessions), by model and "
+            "engine.",
             ["model", "engine"],
-            registry=self.registry,
+            r,
         )
-        self.in_flight = Gauge(
+        self.in_flight = GaugeFamily(
             "theo_requests_in_flight",
             "Requests being processed by the gateway, by model.",
             ["model"],
-            registry=self.registry,
+            r,
         )
+        self.rate_limited = CounterFamily(
+            "theo_rate_limited",
+            "Requests refused as overloaded (REST 429) and realtime rate-limit advisories.",
+            ["model", "route"],
+            r,
+        )
+        self.realtime = RealtimeMetrics(r)
 
     def exposition(self) -> str:
         return generate_latest(self.registry).decode()
 
 
+class RealtimeMetrics:
+    """Realtime sessions of one gateway replica."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.sessions_active = GaugeFamily(
+            "theo_realtime_sessions_active", "Open realtime sessions by model.", ["model"], r
+        )
+        self.sessions = CounterFamily(
+            "theo_realtime_sessions",
+            "Realtime sessions ended, by model and close reason.",
+            ["model", "reason"],
+            r,
+        )
+        self.first_partial_latency = HistogramFamily(
+            "theo_realtime_first_partial_latency_seconds",
+            "From the arrival of a segment's first speech audio to its first partial.",
+            ["model"],
+            r,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.final_latency = HistogramFamily(
+            "theo_realtime_final_latency_seconds",
+            "From the arrival of a segment's last audio (speech end) to its final transcript.",
+            ["model"],
+            r,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.speech_segments = CounterFamily(
+            "theo_vad_speech_segments",
+            "Speech segments the realtime VAD detected, by model.",
+            ["model"],
+            r,
+        )
+        self.dropped_audio = CounterFamily(
+            "theo_realtime_dropped_frames_seconds",
+            "Seconds of realtime audio dropped because a session's buffer was full.",
+            ["model"],
+            r,
+        )
+        self.recoveries = CounterFamily(
+            "theo_recoveries",
+            "Engine calls that succeeded after failed attempts, and failed segments whose audio "
+            "was recovered into the next final.",
+            ["model", "kind"],
+            r,
+        )
+        self.segment_failures = CounterFamily(
+            "theo_realtime_segment_failures",
+            "Realtime segments whose final could not be decoded within the retry window.",
+            ["model"],
+            r,
+        )
+
+
 class EngineMetrics:
     def __init__(self, model: str, engine: str) -> None:
         self.registry = CollectorRegistry()
+        r = self.registry
         self.model = model
-        self.batch_size = Histogram(
+        self.batch_size = HistogramFamily(
             "theo_batch_size",
             "Windows decoded together in one engine batch (dynamic batching achieved).",
             ["model"],
+            r,
             buckets=BATCH_BUCKETS,
-            registry=self.registry,
         ).labels(model)
-        self.batch_latency = Histogram(
+        self.batch_latency = HistogramFamily(
             "theo_batch_latency_seconds",
             "Time to decode one engine batch.",
             ["model"],
+            r,
             buckets=LATENCY_BUCKETS,
-            registry=self.registry,
         ).labels(model)
-        self.real_time_factor = Histogram(
-            "theo_real_time_factor",
-            "Processing time divided by audio duration, per request, by engine.",
-            ["model", "engine"],
-            buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
-            registry=self.registry,
-        ).labels(model, engine)
-        self.queue_depth = Gauge(
-            "theo_queue_depth",
-            "Windows waiting for or inside an engine batch.",
+        self.batch_wait = HistogramFamily(
+            "theo_batch_wait_seconds",
+            "Time a window waited in the dynamic-batch queue before its batch started.",
             ["model"],
-            registry=self.registry,
+            r,
+            buckets=LATENCY_BUCKETS,
         ).labels(model)
+        self.real_time_factor = HistogramFamily(
+            "theo_real_time_factor",
+            "Processing time divided by audio duration, per engine call, by engine.",
+            ["model", "engine"],
+            r,
+            buckets=RTF_BUCKETS,
+        ).labels(model, engine)
+        self.queue_depth = GaugeFamily(
+            "theo_queue_depth", "Windows waiting for or inside an engine batch.", ["model"], r
+        ).labels(model)
+        self.model_load = HistogramFamily(
+            "theo_model_load_seconds",
+            "Time to load a model into an engine replica.",
+            ["model", "engine"],
+            r,
+            buckets=LOAD_BUCKETS,
+        ).labels(model, engine)
 
     def exposition(self) -> str:
         return generate_latest(self.registry).decode()

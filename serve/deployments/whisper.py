@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from opentelemetry.context import Context
 from ray import serve
 
 from engines.base import (
@@ -23,6 +24,17 @@ from engines.manifest import ModelManifest, parse_manifest_arg
 from engines.whisper.backend import WhisperBackend, WindowJob, WindowOutput
 from serve.metrics import EngineMetrics
 from serve.settings import TheoSettings
+from serve.telemetry.batching import BatchTimer, QueuedWindow
+from serve.telemetry.logs import configure_logging
+from serve.telemetry.tracing import (
+    Carrier,
+    ServerSpan,
+    configure_tracing,
+    continued,
+    current_context,
+    span,
+    trace_method,
+)
 
 
 @serve.deployment(max_ongoing_requests=128)
@@ -38,7 +50,12 @@ class WhisperDeployment:
             beam_size=spec.beam_size,
         )
         self.metrics = EngineMetrics(self.manifest.name, self.manifest.engine.value)
+        configure_logging("engine")
+        configure_tracing("theo-engine", {"theo.model": self.manifest.name})
+        trace_method(self.backend, "plan_windows", "vad")
+        started = time.perf_counter()
         self.backend.load()
+        self.metrics.model_load.observe(time.perf_counter() - started)
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         if "max_batch_size" in user_config:
@@ -48,48 +65,71 @@ class WhisperDeployment:
                 float(user_config["batch_wait_timeout_s"])
             )
 
-    async def transcribe(self, audio: Audio, options: TranscribeOptions) -> TranscriptionResult:
-        started = time.perf_counter()
-        jobs = await asyncio.to_thread(self.backend.prepare, audio, options)
-        outputs = list(await asyncio.gather(*(self._queued_decode(job) for job in jobs)))
-        result = self.backend.assemble(len(audio) / SAMPLE_RATE, options, outputs)
-        self._observe_rtf(started, result.duration)
-        return result
+    async def transcribe(
+        self, audio: Audio, options: TranscribeOptions, trace: Carrier | None = None
+    ) -> TranscriptionResult:
+        """`trace`: the caller's W3C trace context and request ids (`current_carrier()`)."""
+        with continued(trace, "engine.transcribe", **self._attributes(audio)):
+            started = time.perf_counter()
+            with span("prepare"):
+                jobs = await asyncio.to_thread(self.backend.prepare, audio, options)
+            context = current_context()
+            outputs = await asyncio.gather(*(self._queued_decode(job, context) for job in jobs))
+            with span("postprocess"):
+                result = self.backend.assemble(len(audio) / SAMPLE_RATE, options, list(outputs))
+            self._observe_rtf(started, result.duration)
+            return result
 
     async def transcribe_stream(
-        self, audio: Audio, options: TranscribeOptions
+        self, audio: Audio, options: TranscribeOptions, trace: Carrier | None = None
     ) -> AsyncIterator[SegmentResult | TranscriptionResult]:
         """Segments in time order as their windows finish, then the whole result."""
-        started = time.perf_counter()
-        jobs = await asyncio.to_thread(self.backend.prepare, audio, options)
-        tasks = [asyncio.create_task(self._queued_decode(job)) for job in jobs]
-        outputs: list[WindowOutput] = []
-        next_id = 0
-        for task in tasks:
-            output = await task
-            outputs.append(output)
-            for segment in output.segments:
-                segment.id = next_id
-                next_id += 1
-                yield segment
-        result = self.backend.assemble(len(audio) / SAMPLE_RATE, options, outputs)
-        self._observe_rtf(started, result.duration)
-        yield result
+        call = ServerSpan(trace, "engine.transcribe_stream", **self._attributes(audio))
+        error: BaseException | None = None
+        try:
+            started = time.perf_counter()
+            with call.active(), span("prepare"):
+                jobs = await asyncio.to_thread(self.backend.prepare, audio, options)
+            tasks = [asyncio.create_task(self._queued_decode(job, call.context)) for job in jobs]
+            outputs: list[WindowOutput] = []
+            next_id = 0
+            for task in tasks:
+                output = await task
+                outputs.append(output)
+                for segment in output.segments:
+                    segment.id = next_id
+                    next_id += 1
+                    yield segment
+            with call.active(), span("postprocess"):
+                result = self.backend.assemble(len(audio) / SAMPLE_RATE, options, outputs)
+            self._observe_rtf(started, result.duration)
+            yield result
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            call.end(error)
 
-    async def _queued_decode(self, job: WindowJob) -> WindowOutput:
+    def _attributes(self, audio: Audio) -> dict[str, Any]:
+        return {"theo.model": self.manifest.name, "theo.audio_seconds": len(audio) / SAMPLE_RATE}
+
+    async def _queued_decode(self, job: WindowJob, context: Context) -> WindowOutput:
         self.metrics.queue_depth.inc()
         try:
-            output: WindowOutput = await self._decode(job)
+            output: WindowOutput = await self._decode(QueuedWindow(job, context))
         finally:
             self.metrics.queue_depth.dec()
         return output
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
-    async def _decode(self, jobs: list[WindowJob]) -> list[WindowOutput]:
-        started = time.perf_counter()
-        outputs = await asyncio.to_thread(self.backend.decode_batch, jobs)
-        self.metrics.batch_size.observe(len(jobs))
-        self.metrics.batch_latency.observe(time.perf_counter() - started)
+    async def _decode(self, items: list[QueuedWindow[WindowJob]]) -> list[WindowOutput]:
+        batch = BatchTimer(items, self.metrics.batch_wait)
+        with batch.inference():
+            outputs = await asyncio.to_thread(
+                self.backend.decode_batch, [item.job for item in items]
+            )
+        self.metrics.batch_size.observe(len(items))
+        self.metrics.batch_latency.observe(batch.finish())
         return outputs
 
     def _observe_rtf(self, started: float, duration: float) -> None:

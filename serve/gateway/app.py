@@ -14,12 +14,17 @@ from serve.gateway.routers import audio, models, ops
 from serve.metrics import GatewayMetrics
 from serve.routing import ModelRouter
 from serve.settings import TheoSettings
+from serve.telemetry.http import RequestIdMiddleware, TracingMiddleware
+from serve.telemetry.logs import configure_logging
+from serve.telemetry.tracing import configure_tracing
 
 api = FastAPI(title="Theo", description="OpenAI-compatible speech-to-text", version="0.1.0")
 install_error_handlers(api)
 api.include_router(audio.router)
 api.include_router(models.router)
 api.include_router(ops.router)
+api.add_middleware(RequestIdMiddleware)
+api.add_middleware(TracingMiddleware)  # outermost: the request id is set inside its span
 
 
 @serve.deployment(max_ongoing_requests=1024)
@@ -28,6 +33,8 @@ class Gateway:
     def __init__(
         self, settings: dict[str, Any], manifests: list[dict[str, Any]], engines: dict[str, Any]
     ) -> None:
+        configure_logging("gateway")
+        configure_tracing("theo-gateway")
         set_context(
             GatewayContext(
                 settings=TheoSettings(**settings),

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from opentelemetry.trace import SpanKind
 
 from engines.base import SegmentResult, TranscribeOptions, TranscriptionResult
 from engines.manifest import ModelManifest
@@ -31,6 +32,7 @@ from serve.gateway.formatting import (
 )
 from serve.gateway.protocol import TranscriptionRequest
 from serve.routing import RoutedModel
+from serve.telemetry.tracing import current_carrier, span
 
 TEMPERATURE_STEP = 0.2
 
@@ -112,10 +114,11 @@ async def run_transcription(
     context: GatewayContext, routed: RoutedModel, audio: Any, options: TranscribeOptions
 ) -> TranscriptionResult:
     try:
-        result: TranscriptionResult = await asyncio.wait_for(
-            routed.handle.transcribe.remote(audio, options),
-            timeout=context.settings.request_timeout_s,
-        )
+        with span("engine.call", {"theo.model": routed.name}, kind=SpanKind.CLIENT):
+            result: TranscriptionResult = await asyncio.wait_for(
+                routed.handle.transcribe.remote(audio, options, current_carrier()),
+                timeout=context.settings.request_timeout_s,
+            )
     except Exception as exc:
         raise engine_error(routed.name, exc) from exc
     context.metrics.audio_seconds.labels(routed.name, routed.manifest.engine.value).inc(
@@ -133,8 +136,11 @@ async def sse_transcription(
 ) -> AsyncIterator[bytes]:
     """OpenAI streaming events: `transcript.text.delta` per segment, then `.done` with usage."""
     started = time.perf_counter()
-    stream = routed.handle.options(stream=True).transcribe_stream.remote(audio, options)
+    stream = routed.handle.options(stream=True).transcribe_stream.remote(
+        audio, options, current_carrier()
+    )
     first = True
+    status = "200"
     try:
         async for item in stream:
             if isinstance(item, SegmentResult):
@@ -155,9 +161,10 @@ async def sse_transcription(
                 )
     except Exception as exc:
         error = engine_error(routed.name, exc)
+        status = str(error.status_code)
         yield sse_event({"type": "error", **error.body()})
     finally:
-        context.metrics.request_latency.labels(routed.name, "stream").observe(
+        context.metrics.request_latency.labels(routed.name, "stream", status).observe(
             time.perf_counter() - started
         )
 

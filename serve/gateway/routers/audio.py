@@ -21,6 +21,7 @@ from serve.gateway.serving import (
     streaming_response,
     transcribe_options,
 )
+from serve.telemetry.tracing import span
 
 router = APIRouter(prefix="/v1/audio", dependencies=[Depends(require_api_key)])
 
@@ -49,7 +50,8 @@ async def _handle(request: Request, context: GatewayContext, *, translation: boo
         data = await upload.read()
         if len(data) > limit:
             raise FileTooLargeError(limit)
-        audio = await asyncio.to_thread(decode_audio_bytes, data)
+        with span("decode", {"theo.upload_bytes": len(data)}):
+            audio = await asyncio.to_thread(decode_audio_bytes, data)
         if body.stream:
             status = 200
             return streaming_response(sse_transcription(context, routed, audio, options))
@@ -58,7 +60,8 @@ async def _handle(request: Request, context: GatewayContext, *, translation: boo
             result = await run_transcription(context, routed, audio, options)
         finally:
             context.metrics.in_flight.labels(model).dec()
-        response = render(result, body)
+        with span("postprocess", {"theo.response_format": body.response_format}):
+            response = render(result, body)
         status = response.status_code
         return response
     except TheoError as exc:
@@ -66,7 +69,11 @@ async def _handle(request: Request, context: GatewayContext, *, translation: boo
         raise
     finally:
         context.metrics.requests.labels(model, route, str(status)).inc()
-        context.metrics.request_latency.labels(model, route).observe(time.perf_counter() - started)
+        context.metrics.request_latency.labels(model, route, str(status)).observe(
+            time.perf_counter() - started
+        )
+        if status == 429:
+            context.metrics.rate_limited.labels(model, route).inc()
 
 
 @router.post("/transcriptions")
