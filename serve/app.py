@@ -22,7 +22,9 @@ def _engine_deployment(engine: EngineName) -> Any:
         from serve.deployments.whisper import WhisperDeployment
 
         return WhisperDeployment
-    raise ValueError(f"no Serve deployment for engine {engine.value!r} yet")
+    from serve.deployments.wenet import WenetDeployment
+
+    return WenetDeployment
 
 
 def build_app(args: dict[str, Any]) -> Application:

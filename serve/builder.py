@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from engines.manifest import EngineName, ModelManifest
+from engines.manifest import Architecture, EngineName, ModelManifest
 from serve.settings import DeploymentSettings, EngineSettings, TheoSettings
 
 IMPORT_PATH = "serve.app:build_app"
@@ -22,6 +22,7 @@ ENGINE_RESOURCE: dict[EngineName, str] = {
 """The Ray custom resource each engine's replicas ask for; worker groups per image offer it."""
 
 SECRET_SETTINGS = frozenset({"api_keys"})
+STICKY_ROUTER_CLASS = "serve.sticky:SessionAffinityRouter"
 
 
 def engine_settings(settings: TheoSettings, engine: EngineName) -> EngineSettings:
@@ -86,6 +87,9 @@ def engine_options(settings: TheoSettings, manifest: ModelManifest) -> dict[str,
     user_config = engine_user_config(settings, manifest)
     if user_config:
         options["user_config"] = user_config
+    if manifest.capabilities.architecture is Architecture.CTC:
+        # Streaming replicas keep per-session decoder state: route each session to one.
+        options["request_router_config"] = {"request_router_class": STICKY_ROUTER_CLASS}
     return options
 
 

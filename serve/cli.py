@@ -89,7 +89,9 @@ def transcribe(
                 timeout=600,
             )
     except httpx.HTTPError as exc:
-        raise click.ClickException(f"cannot reach Theo at {url} ({exc}); start it: theo serve")
+        raise click.ClickException(
+            f"cannot reach Theo at {url} ({exc}); start it: theo serve"
+        ) from None
     if response.status_code != 200:
         try:
             message = response.json()["error"]["message"]

@@ -81,6 +81,9 @@ tests/test_chart.py renders this and requires equality with the builder's output
 {{- if $userConfig -}}
 {{- $_ := set $d "user_config" $userConfig -}}
 {{- end -}}
+{{- if eq $m.capabilities.architecture "ctc" -}}
+{{- $_ := set $d "request_router_config" (dict "request_router_class" $b.stickyRouterClass) -}}
+{{- end -}}
 {{- $deployments = append $deployments $d -}}
 {{- end -}}
 {{- toJson (dict "items" $deployments) -}}
