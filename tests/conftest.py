@@ -14,14 +14,32 @@ import pytest
 from tests.support import free_port
 
 API_KEY = "test-key"
+WENET_MODEL = "wenet-playback"
+WENET_PLAYBACK = (
+    "and so my fellow americans ask not what your {country|county} can do for you "
+    "ask what you can do for your country"
+)
 
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from engines.bundled import install_bundled
 
+    from engines.wenet.testing import generate_model
+    from serve.audio import decode_audio_bytes
+    from tests.support import clips
+
     path = tmp_path_factory.mktemp("models")
     install_bundled(path)
+    # A WeNet-format CTC model whose output plays JFK's words back over the clip's speech:
+    # exact transcripts through the real WeNet engine (random weights otherwise).
+    jfk = clips()["jfk.wav"]
+    generate_model(
+        path / WENET_MODEL,
+        playback=WENET_PLAYBACK,
+        fit_audio=decode_audio_bytes(jfk.path.read_bytes()),
+        name=WENET_MODEL,
+    )
     return path
 
 
