@@ -4,7 +4,9 @@
 [--paced]`
 
 Each stream is fed chunk-sized pieces of audio; the time of each `accept` call that decoded
-an encoder chunk is one sample (fbank + encoder + CTC + search + endpoint).
+an encoder chunk is one sample (fbank + encoder + CTC + search + endpoint); its wall time
+and its thread CPU time (with one torch thread, the compute cost whatever else runs on the
+machine).
 - default: N streams decoded back to back on one thread (compute cost, RTF).
 - `--paced`: N streams in real time, one thread each, as concurrent sessions of one replica;
   a sample is the time from a chunk's audio being due to its partial being ready, so it
@@ -46,6 +48,7 @@ def run(
     latencies: list[float] = []
     encoder: list[float] = []
     searches: list[float] = []
+    cpu: list[float] = []
     started = time.perf_counter()
     for start in range(0, len(audio), piece):
         for stream in sessions:
@@ -53,9 +56,11 @@ def run(
             encoder_before = stream.stats.encoder_s
             search_before = stream.stats.search_s
             t0 = time.perf_counter()
+            c0 = time.thread_time()
             backend.accept(stream, audio[start : start + piece])
             if stream.stats.chunks > before:
                 latencies.append(time.perf_counter() - t0)
+                cpu.append(time.thread_time() - c0)
                 encoder.append(stream.stats.encoder_s - encoder_before)
                 searches.append(stream.stats.search_s - search_before)
     for stream in sessions:
@@ -70,9 +75,12 @@ def run(
         "p50_ms": round(percentile(latencies, 50) * 1000, 2),
         "p95_ms": round(percentile(latencies, 95) * 1000, 2),
         "max_ms": round(max(latencies) * 1000, 2) if latencies else 0.0,
+        "cpu_p50_ms": round(percentile(cpu, 50) * 1000, 2),
+        "cpu_p95_ms": round(percentile(cpu, 95) * 1000, 2),
         "encoder_p50_ms": round(percentile(encoder, 50) * 1000, 2),
         "search_p50_ms": round(percentile(searches, 50) * 1000, 2),
         "rtf": round(wall / audio_s, 4),
+        "cpu_rtf": round(sum(cpu) / audio_s, 4),
         "realtime_streams_per_core": round(audio_s / wall, 1),
     }
 
