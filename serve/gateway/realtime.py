@@ -18,6 +18,7 @@ from serve.gateway.auth import bearer_token, key_is_valid, require_api_key
 from serve.gateway.context import get_context
 from serve.realtime.connection import POLICY_VIOLATION, Mode, ModelChoice, RealtimeConnection
 from serve.realtime.engine import handle_transcriber
+from serve.realtime.gate import PartialGate
 from serve.realtime.protocol import ProtocolError, validate_config
 from serve.realtime.registry import SESSIONS
 from serve.realtime.settings import RealtimeSettings
@@ -33,6 +34,17 @@ def realtime_settings(settings: TheoSettings) -> RealtimeSettings:
     """`settings.realtime` once the service settings carry it; defaults until then."""
     nested = getattr(settings, "realtime", None)
     return nested if isinstance(nested, RealtimeSettings) else RealtimeSettings()
+
+
+_gates: dict[int, PartialGate] = {}
+
+
+def partial_gate(settings: RealtimeSettings) -> PartialGate:
+    """The replica's one gate for partial decodes (all sessions of this process share it)."""
+    limit = settings.max_concurrent_partials
+    if limit not in _gates:
+        _gates[limit] = PartialGate(limit)
+    return _gates[limit]
 
 
 def model_resolver(models: ModelRouter) -> Any:
@@ -73,15 +85,17 @@ async def realtime_socket(
             await refuse(websocket, "missing_model", "The 'model' query parameter is required.")
             return
         model = available[0].name
+    settings = realtime_settings(context.settings)
     try:
         config = validate_config({"language": language})
         connection = RealtimeConnection(
             websocket,
             choice=resolve(model),
             resolve=resolve,
-            settings=realtime_settings(context.settings),
+            settings=settings,
             mode=mode,
             config=config,
+            partial_gate=partial_gate(settings),
         )
     except ModelNotFoundError as exc:
         await refuse(websocket, "model_not_found", exc.message)

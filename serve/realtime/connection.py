@@ -24,6 +24,7 @@ from engines.manifest import ModelManifest
 from serve.errors import TheoError
 from serve.realtime.engine import Transcriber
 from serve.realtime.events import Problem, SessionEvent
+from serve.realtime.gate import PartialGate
 from serve.realtime.native import dump, render_native
 from serve.realtime.openai_protocol import (
     InputAudioBufferAppend,
@@ -92,6 +93,7 @@ class RealtimeConnection:
         settings: RealtimeSettings,
         mode: Mode,
         config: SessionConfig,
+        partial_gate: PartialGate | None = None,
         registry: SessionRegistry = SESSIONS,
     ) -> None:
         self.websocket = websocket
@@ -112,6 +114,7 @@ class RealtimeConnection:
             settings=settings,
             vad_model=shared_silero(),
             emit=self.emit,
+            partial_gate=partial_gate,
         )
         self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._send_lock = asyncio.Lock()

@@ -44,6 +44,7 @@ from serve.realtime.events import (
     SessionHeld,
     SpeechStarted,
 )
+from serve.realtime.gate import PartialGate
 from serve.realtime.itn import apply_itn
 from serve.realtime.machine import SessionState, StateMachine, Timeout
 from serve.realtime.pcm import pcm16_to_float
@@ -107,6 +108,7 @@ class StreamingSession:
         settings: RealtimeSettings,
         vad_model: SileroModel,
         emit: Emit,
+        partial_gate: PartialGate | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.session_id = session_id
@@ -115,6 +117,7 @@ class StreamingSession:
         self.policy = policy
         self.settings = settings
         self.emit = emit
+        self.partial_gate = partial_gate
         self.clock = clock
         self.ring = RingBuffer(round(settings.ring_buffer_s * SAMPLE_RATE))
         self.rate = RateMeter(settings.rate_limit_factor, settings.rate_limit_burst_s)
@@ -334,6 +337,8 @@ class StreamingSession:
                 self._wake.clear()
                 await self._wake.wait()
         finally:
+            if self.partial_gate is not None:
+                self.partial_gate.forget(self._wake)
             if self.machine.state is not SessionState.CLOSED:
                 self.machine.closed()
             self.closed.set()
@@ -411,34 +416,21 @@ class StreamingSession:
         return DecodeRequest(language=self.config.language, context=context)
 
     async def _idle_work(self) -> bool:
-        """A speculative final in a trailing pause, else a partial when enough audio is new."""
+        """In a pause, a speculative final; otherwise a partial once enough audio is new (and
+        the replica's partial gate has a slot). Returns whether it did any work."""
         segment = self._segment
         if segment is None:
             return False
         position = self.position
         pad = to_samples(self.settings.tail_padding_ms)
-        if segment.pause_start is not None and position >= segment.pause_start + pad:
-            key = (segment.start, segment.pause_start + pad)
-            if self._speculative is not None and self._speculative[0] == key:
-                return False
-            if self._carry_start is not None:
-                return False
-            request = self._request()
-            audio = self.ring.read(*key)
-            try:
-                result = await self.policy.decode_final(audio, request)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.warning("speculative final failed: %r", exc)
-                self._speculative = None
-                return False
-            self._speculative = (key, result)
-            return True
+        if segment.pause_start is not None:
+            return await self._speculate(segment, position, pad)
         if not self.config.enable_partial_transcripts:
             return False
         mark = max(self._partial_mark, segment.start)
         if position - mark < to_samples(self.settings.partial_interval_ms):
+            return False
+        if self.partial_gate is not None and not self.partial_gate.try_acquire(self._wake):
             return False
         self._partial_mark = position
         audio = self.ring.read(segment.start, position)
@@ -449,9 +441,30 @@ class StreamingSession:
         except Exception as exc:
             logger.warning("partial decode failed: %r", exc)
             return True
+        finally:
+            if self.partial_gate is not None:
+                self.partial_gate.release()
         still_open = self._segment is segment or segment.start in self._unfinished
         if text is not None and still_open:
             await self.emit(PartialTranscript(self._next_id, text, to_ms(position)))
+        return True
+
+    async def _speculate(self, segment: _Segment, position: int, pad: int) -> bool:
+        """In a pause, decode the segment as its final would be, before the silence timeout
+        says it is one (the result is used if the pause becomes the end of speech)."""
+        assert segment.pause_start is not None
+        key = (segment.start, segment.pause_start + pad)
+        done = self._speculative is not None and self._speculative[0] == key
+        if position < key[1] or done or self._carry_start is not None:
+            return False
+        try:
+            result = await self.policy.decode_final(self.ring.read(*key), self._request())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.warning("speculative final failed: %r", exc)
+            return False
+        self._speculative = (key, result)
         return True
 
     async def _finish(self, reason: CloseReason) -> None:

@@ -78,3 +78,21 @@ def test_fence_only_moves_forward_and_not_past_the_writer() -> None:
     assert ring.fence == 3
     ring.set_fence(100)
     assert ring.fence == 4
+
+
+async def test_partial_gate_limits_and_wakes_waiters() -> None:
+    import asyncio
+
+    from serve.realtime.gate import PartialGate
+
+    gate = PartialGate(limit=2)
+    a, b, c = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    assert gate.try_acquire(a) and gate.try_acquire(b)
+    assert not gate.try_acquire(c) and not c.is_set()
+    gate.release()
+    assert c.is_set(), "a waiting session is woken when a slot frees"
+    assert gate.try_acquire(c) and gate.busy == 2
+    gate.forget(c)
+    gate.release()
+    gate.release()
+    assert gate.busy == 0
