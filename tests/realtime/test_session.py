@@ -241,3 +241,18 @@ async def test_resampled_input_rates(tiny_manifest: ModelManifest, transcribe: T
         await worker
         text = " ".join(e["text"] for e in finals(recorder.events))
         assert stream_wer(clip_text(name), text) <= 0.15, (rate, text)
+
+
+async def test_hot_words_reach_the_model_through_the_prompt(
+    tiny_manifest: ModelManifest, transcribe: Transcriber
+) -> None:
+    assert not tiny_manifest.capabilities.hot_words and tiny_manifest.capabilities.initial_prompt
+    audio = np.concatenate([silence(0.3), clip_audio("6930-75918-0000.wav"), silence(1.0)])
+    texts = []
+    for hot_words in ([], ["Konkord"]):
+        session, recorder = make_session(
+            tiny_manifest, transcribe, SessionConfig(hot_words=hot_words)
+        )
+        await run(session, audio)
+        texts.append(finals(recorder.events)[0]["text"])
+    assert "Konkord" not in texts[0] and texts[1].startswith("Konkord"), texts
