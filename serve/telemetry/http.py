@@ -13,8 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from starlette.routing import Match
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serve.telemetry.logs import REQUEST_ID
 
@@ -23,19 +22,21 @@ REQUEST_ID_HEADER = b"x-request-id"
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-def route_span_details(scope: Scope) -> tuple[str, dict[str, Any]]:
-    """`POST /v1/audio/transcriptions`, `WEBSOCKET /v1/realtime`: the route template, never
-    the raw path (which may hold ids)."""
-    route_path = None
-    for route in getattr(scope.get("app"), "routes", []):
-        match, _ = route.matches(scope)
-        if match is Match.FULL:
-            route_path = getattr(route, "path", None)
-            break
-    method = "WEBSOCKET" if scope["type"] == "websocket" else str(scope.get("method", "HTTP"))
-    if route_path is None:
-        return method, {}
-    return f"{method} {route_path}", {"http.route": route_path}
+def method_of(scope: Scope) -> str:
+    return "WEBSOCKET" if scope["type"] == "websocket" else str(scope.get("method", "HTTP"))
+
+
+def initial_span_details(scope: Scope) -> tuple[str, dict[str, Any]]:
+    """The server span starts before routing; `RequestIdMiddleware` names it by route."""
+    return method_of(scope), {}
+
+
+def route_template(scope: Scope) -> str | None:
+    """The FastAPI route template matched for this scope (`/v1/models/{model_id}`), never the
+    raw path, which may hold ids."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else None
 
 
 class TracingMiddleware:
@@ -46,7 +47,7 @@ class TracingMiddleware:
         self.app = OpenTelemetryMiddleware(
             app,
             excluded_urls=EXCLUDED_URLS,
-            default_span_details=route_span_details,
+            default_span_details=initial_span_details,
             exclude_spans=["receive", "send"],
             meter_provider=NoOpMeterProvider(),
         )
@@ -65,7 +66,8 @@ def request_id_of(scope: Scope) -> str | None:
 
 class RequestIdMiddleware:
     """The request id Serve's proxy assigned (`x-request-id`, also in the response) becomes
-    the current request id: JSON logs show it, engine calls carry it, the span records it."""
+    the current request id: JSON logs show it, engine calls carry it, the span records it.
+    Once routed, the server span is named `POST /v1/audio/transcriptions` (method + route)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -77,10 +79,21 @@ class RequestIdMiddleware:
         from opentelemetry import trace
 
         request_id = request_id_of(scope)
+        server_span = trace.get_current_span()
         if request_id:
-            trace.get_current_span().set_attribute("theo.request_id", request_id)
+            server_span.set_attribute("theo.request_id", request_id)
+
+        async def naming_send(message: Message) -> None:
+            # The server span ends with the response, so it is named when the response starts.
+            if message["type"] in ("http.response.start", "websocket.accept"):
+                template = route_template(scope)
+                if template is not None:
+                    server_span.update_name(f"{method_of(scope)} {template}")
+                    server_span.set_attribute("http.route", template)
+            await send(message)
+
         token = REQUEST_ID.set(request_id)
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, naming_send)
         finally:
             REQUEST_ID.reset(token)
