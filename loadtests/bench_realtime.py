@@ -8,7 +8,8 @@ clips, staggered starts) at real time in 100 ms PCM16 frames for --seconds of au
 - final latency: end of the utterance's speech audio sent -> `transcript.final` (this includes
   the VAD's silence timeout, `silence_timeout_ms`, which must pass before speech has ended);
 - after endpoint: the audio where speech end was detected sent -> `transcript.final`;
-- frames dropped, the WER of the finals, and the mean engine batch size (from /metrics);
+- frames dropped, the WER of the finals, the mean engine batch size (from /metrics), and the
+  server's CPU seconds per second of audio (a figure other load on the machine does not skew);
 
 and the largest N sustained: no dropped frames and final p95 <= 1.5 s.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -55,6 +57,9 @@ class RunStats:
     references: list[str] = field(default_factory=list)
     hypotheses: list[str] = field(default_factory=list)
     batch_size: float = 0.0
+    cpu_per_audio_s: float = 0.0
+    """Server CPU seconds per second of streamed audio (all sessions)."""
+    load: float = 0.0
 
     @property
     def wer(self) -> float:
@@ -137,6 +142,40 @@ async def one_session(url: str, plan: Program, stats: RunStats) -> None:
     )
 
 
+SERVER_PROCESSES = ("ray::ServeReplica:theo:", "ray::ProxyActor")
+
+
+def server_cpu_seconds() -> float:
+    """CPU time (user + system) used so far by this run's Serve replicas and HTTP proxy (the
+    descendants of this process, from Linux /proc): unlike latency, other load on the
+    machine does not inflate it."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().split(b"\0")[0].decode(errors="ignore")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        if title.startswith(SERVER_PROCESSES):
+            cpu[pid] = (int(fields[11]) + int(fields[12])) / tick
+    me = os.getpid()
+
+    def mine(pid: int) -> bool:
+        while pid > 1:
+            if pid == me:
+                return True
+            pid = parents.get(pid, 0)
+        return False
+
+    return sum(seconds for pid, seconds in cpu.items() if mine(pid))
+
+
 def batch_totals(base_url: str) -> tuple[float, float]:
     text = httpx.get(f"{base_url}/metrics", timeout=30).text
     total = count = 0.0
@@ -153,10 +192,14 @@ async def run_level(
 ) -> RunStats:
     stats = RunStats(sessions)
     url = realtime_url(base_url, model=MODEL, language="en")
+    plans = [program(clips, i, seconds) for i in range(sessions)]
     before = await asyncio.to_thread(batch_totals, base_url)
-    await asyncio.gather(
-        *(one_session(url, program(clips, i, seconds), stats) for i in range(sessions))
+    cpu_before = server_cpu_seconds()
+    await asyncio.gather(*(one_session(url, plan, stats) for plan in plans))
+    stats.cpu_per_audio_s = (server_cpu_seconds() - cpu_before) / sum(
+        len(plan.audio) / 16_000 for plan in plans
     )
+    stats.load = os.getloadavg()[0]
     after = await asyncio.to_thread(batch_totals, base_url)
     windows = after[1] - before[1]
     stats.batch_size = (after[0] - before[0]) / windows if windows else 0.0
@@ -172,7 +215,7 @@ def report(stats: RunStats) -> None:
         f"{ms(stats.first_partial, 95)} | {ms(stats.final, 50)} {ms(stats.final, 95)} | "
         f"{ms(stats.after_endpoint, 50)} {ms(stats.after_endpoint, 95)} | "
         f"{stats.dropped_ms:7d} | {stats.wer:5.3f} | {stats.batch_size:5.2f} | "
-        f"{'yes' if stats.sustained else 'no'}",
+        f"{stats.cpu_per_audio_s:5.3f} | {stats.load:5.1f} | {'yes' if stats.sustained else 'no'}",
         flush=True,
     )
 
@@ -182,7 +225,7 @@ async def sweep(base_url: str, args: argparse.Namespace) -> None:
     await run_level(base_url, clips, 1, 8.0)  # warm up
     print(
         "   N | finals | first partial ms | final ms (speech end) | after endpoint ms | "
-        "dropped | WER   | batch | sustained"
+        "dropped | WER   | batch | cpu/s | load  | sustained"
     )
     print("     |        |    p50    p95    |     p50    p95        |    p50    p95     |")
     best = 0
@@ -194,6 +237,10 @@ async def sweep(base_url: str, args: argparse.Namespace) -> None:
         elif not args.keep_going:
             break
     print(f"largest N sustained (no dropped frames, final p95 <= {FINAL_P95_LIMIT_S} s): {best}")
+    print(
+        "cpu/s: server CPU seconds per second of streamed audio; load: 1-minute load average "
+        f"of this machine ({os.cpu_count()} CPUs) after the level"
+    )
 
 
 def free_port() -> int:

@@ -73,6 +73,9 @@ def to_samples(ms: int) -> int:
 @dataclass
 class _Segment:
     start: int
+    """First sample of the segment's audio (the speech onset less the prefix padding)."""
+    onset: int
+    """Where speech was detected (partials count new audio from here)."""
     pause_start: int | None = None
 
 
@@ -213,7 +216,7 @@ class StreamingSession:
         for event in self.endpointer.push(probability, start, end):
             if isinstance(event, VadSpeechStarted):
                 self.machine.speech_started()
-                segment = self._open(event.sample - to_samples(self.config.prefix_padding_ms))
+                segment = self._open(event.sample, to_samples(self.config.prefix_padding_ms))
                 started = SpeechStarted(to_ms(event.sample), to_ms(segment.start))
                 self._jobs.append(_Emit(started))
             elif isinstance(event, PauseStarted) and self._segment is not None:
@@ -254,9 +257,9 @@ class StreamingSession:
         if self.endpointer.pause_start is not None:
             segment.pause_start = segment.start
 
-    def _open(self, start: int) -> _Segment:
-        start = max(start, self.ring.fence, self._last_end)
-        self._segment = _Segment(start)
+    def _open(self, onset: int, padding: int = 0) -> _Segment:
+        start = max(onset - padding, self.ring.fence, self._last_end)
+        self._segment = _Segment(start, max(onset, start))
         return self._segment
 
     def _close_segment(self, end: int, speech_end: int | None) -> None:
@@ -286,7 +289,7 @@ class StreamingSession:
         if self._segment is None:
             if self._carry_start is None or self.position <= self._last_end:
                 return False
-            self._segment = _Segment(self._carry_start)
+            self._segment = _Segment(self._carry_start, self._carry_start)
         self._close_segment(self.position, None)
         self._continue(self.position)
         self._update_fence()
@@ -427,7 +430,7 @@ class StreamingSession:
             return await self._speculate(segment, position, pad)
         if not self.config.enable_partial_transcripts:
             return False
-        mark = max(self._partial_mark, segment.start)
+        mark = max(self._partial_mark, segment.onset)
         if position - mark < to_samples(self.settings.partial_interval_ms):
             return False
         if self.partial_gate is not None and not self.partial_gate.try_acquire(self._wake):
