@@ -73,7 +73,7 @@ async def stream_clip(
 
 @pytest.mark.parametrize(
     ("name", "speed"),
-    [("jfk.wav", 4.0), ("6930-75918-0000.wav", 1.0), ("7902-96591-0000.wav", 1.0)],
+    [("jfk.wav", 1.0), ("6930-75918-0000.wav", 4.0), ("7902-96591-0000.wav", 4.0)],
 )
 async def test_clip_event_order_wer_partials_and_times(
     ws_url: str, headers: dict[str, str], name: str, speed: float
@@ -88,7 +88,8 @@ async def test_clip_event_order_wer_partials_and_times(
             ["vad.speech_start", "transcript.final", "vad.speech_end"],
         ), group
     if speed == 1.0:
-        assert "transcript.partial" in groups[0], "a partial before the final at real time"
+        with_partials = [g for g in groups if "transcript.partial" in g]
+        assert with_partials, f"partials before finals at real time: {groups}"
     else:
         assert "session.rate_limit" in types(events), "4x real time is told to slow down"
     text = " ".join(e["text"] for e in finals(events))
