@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from ray import serve
 
 from engines.manifest import parse_manifest_arg
+from serve.gateway import realtime
 from serve.gateway.context import GatewayContext, set_context
 from serve.gateway.errors import install_error_handlers
 from serve.gateway.routers import audio, models, ops
@@ -23,6 +24,7 @@ install_error_handlers(api)
 api.include_router(audio.router)
 api.include_router(models.router)
 api.include_router(ops.router)
+api.include_router(realtime.router)
 api.add_middleware(RequestIdMiddleware)
 api.add_middleware(TracingMiddleware)  # outermost: the request id is set inside its span
 
