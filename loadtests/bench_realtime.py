@@ -260,9 +260,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="audio per session per level")
     parser.add_argument("--threads", type=int, default=2, help="engine cpu_threads")
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--max-partials", type=int, help="THEO_REALTIME__MAX_CONCURRENT_PARTIALS for this run"
+    )
+    parser.add_argument(
+        "--partial-interval-ms", type=int, help="THEO_REALTIME__PARTIAL_INTERVAL_MS for this run"
+    )
     parser.add_argument("--url", help="use a running Theo instead of starting one")
     parser.add_argument("--keep-going", action="store_true", help="run every level")
     args = parser.parse_args()
+    if args.max_partials:
+        os.environ["THEO_REALTIME__MAX_CONCURRENT_PARTIALS"] = str(args.max_partials)
+    if args.partial_interval_ms:
+        os.environ["THEO_REALTIME__PARTIAL_INTERVAL_MS"] = str(args.partial_interval_ms)
     if args.url:
         asyncio.run(sweep(args.url, args))
         return

@@ -1,11 +1,15 @@
-"""Server-side knobs of realtime sessions (env `THEO_REALTIME__*`)."""
+"""Server-side knobs of realtime sessions: env `THEO_REALTIME__<FIELD>` (also when nested as
+`TheoSettings.realtime`)."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class RealtimeSettings(BaseModel):
+class RealtimeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="THEO_REALTIME__", extra="ignore")
+
     partial_interval_ms: int = Field(default=500, ge=100, le=10_000)
     """Re-decode the open segment after this much new audio (encoder-decoder models)."""
     max_concurrent_partials: int = Field(default=2, ge=1)
