@@ -24,6 +24,7 @@ from serve.realtime.registry import SESSIONS
 from serve.realtime.settings import RealtimeSettings
 from serve.routing import ModelRouter
 from serve.settings import TheoSettings
+from serve.telemetry.realtime import SessionTelemetry
 
 router = APIRouter()
 MAX_REASON_BYTES = 120
@@ -96,6 +97,9 @@ async def realtime_socket(
             mode=mode,
             config=config,
             partial_gate=partial_gate(settings),
+            telemetry=SessionTelemetry(
+                context.metrics, model, context.router.resolve(model).manifest.engine.value
+            ),
         )
     except ModelNotFoundError as exc:
         await refuse(websocket, "model_not_found", exc.message)

@@ -58,6 +58,7 @@ from serve.realtime.registry import SESSIONS, SessionEntry, SessionRegistry
 from serve.realtime.session import StreamingSession, to_ms
 from serve.realtime.settings import RealtimeSettings
 from serve.realtime.vad import shared_silero
+from serve.telemetry.realtime import SessionTelemetry
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +96,10 @@ class RealtimeConnection:
         config: SessionConfig,
         partial_gate: PartialGate | None = None,
         registry: SessionRegistry = SESSIONS,
+        telemetry: SessionTelemetry | None = None,
     ) -> None:
         self.websocket = websocket
+        self.telemetry = telemetry
         self.resolve = resolve
         self.settings = settings
         self.mode = mode
@@ -133,6 +136,8 @@ class RealtimeConnection:
                 self._gone = True
 
     async def emit(self, event: SessionEvent) -> None:
+        if self.telemetry is not None:
+            self.telemetry.observe(event)
         if self.mode is Mode.OPENAI:
             for payload in self.renderer.render(event):
                 await self.send(payload)
@@ -160,6 +165,8 @@ class RealtimeConnection:
     async def serve(self) -> None:
         session = self.session
         self.registry.add(SessionEntry(session, self.mode.value))
+        if self.telemetry is not None:
+            self.telemetry.opened(session.session_id)  # before the tasks: they inherit its ids
         worker = asyncio.create_task(session.run(), name=f"realtime-{session.session_id}")
         worker.add_done_callback(lambda _: self._inbox.put_nowait(_WORKER_DONE))
         reader = asyncio.create_task(self._read())
@@ -178,6 +185,8 @@ class RealtimeConnection:
                 task.cancel()
             await asyncio.gather(worker, reader, pinger, return_exceptions=True)
             self.registry.remove(session.session_id)
+            if self.telemetry is not None:
+                self.telemetry.closed()
             await self._close_socket(NORMAL_CLOSURE)
             logger.info(
                 "session %s closed (%s): %d ms of audio, %d finals",
@@ -249,8 +258,13 @@ class RealtimeConnection:
             except PcmError as exc:
                 raise ProtocolError("invalid_audio", str(exc)) from None
             self._audio_seen = True
+            self._audio_arrived()
         elif text is not None:
             await self._on_text(text)
+
+    def _audio_arrived(self) -> None:
+        if self.telemetry is not None:
+            self.telemetry.audio_received(self.session.position)
 
     async def _on_text(self, text: str) -> None:
         data = load_json_object(text)
@@ -291,6 +305,7 @@ class RealtimeConnection:
                 audio = self.openai.decode(event.audio)
                 await session.feed_audio(audio, self.openai.sample_rate)
                 self._audio_seen = True
+                self._audio_arrived()
             elif isinstance(event, InputAudioBufferCommit):
                 if not session.commit():
                     raise ProtocolError(

@@ -11,7 +11,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from opentelemetry.trace import SpanKind
+
 from engines.base import Audio, STTBackend, TranscribeOptions, TranscriptionResult
+from serve.telemetry.realtime import record_recovery
+from serve.telemetry.tracing import current_carrier, span
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -27,7 +31,10 @@ def handle_transcriber(handle: Any) -> Transcriber:
     """Calls `transcribe` on a Ray Serve deployment handle."""
 
     async def transcribe(audio: Audio, options: TranscribeOptions) -> TranscriptionResult:
-        result: TranscriptionResult = await handle.transcribe.remote(audio, options)
+        with span("engine.call", kind=SpanKind.CLIENT):
+            result: TranscriptionResult = await handle.transcribe.remote(
+                audio, options, current_carrier()
+            )
         return result
 
     return transcribe
@@ -63,7 +70,7 @@ async def retrying(
     while True:
         attempt += 1
         try:
-            return await call()
+            result = await call()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -74,3 +81,7 @@ async def retrying(
                 raise EngineFailureError(f"{type(exc).__name__}: {exc}") from exc
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, max_backoff_s)
+            continue
+        if attempt > 1:
+            record_recovery()
+        return result
