@@ -36,6 +36,7 @@ from serve.realtime.events import (
     FinalTranscript,
     FramesDropped,
     PartialTranscript,
+    Problem,
     RateLimited,
     SegmentDone,
     SegmentFailed,
@@ -349,8 +350,15 @@ class StreamingSession:
     async def _handle(self, job: _End | _Emit) -> None:
         if isinstance(job, _Emit):
             await self.emit(job.event)
-        else:
+            return
+        try:
             await self._finalize(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("session %s: final failed", self.session_id)
+            self._segment_finished()
+            await self.emit(Problem("internal_error", "The utterance could not be transcribed."))
 
     async def _finalize(self, job: _End) -> None:
         start = job.start if self._carry_start is None else min(job.start, self._carry_start)

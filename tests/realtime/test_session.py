@@ -256,3 +256,16 @@ async def test_hot_words_reach_the_model_through_the_prompt(
         await run(session, audio)
         texts.append(finals(recorder.events)[0]["text"])
     assert "Konkord" not in texts[0] and texts[1].startswith("Konkord"), texts
+
+
+def test_itn_applies_to_finals_when_enabled(
+    tiny_manifest: ModelManifest, transcribe: Transcriber
+) -> None:
+    from serve.realtime.events import FinalTranscript
+
+    final = FinalTranscript("I counted twenty three boats", 0, 1000, "en", 0.9)
+    on, _ = make_session(tiny_manifest, transcribe, SessionConfig(enable_itn=True))
+    off, _ = make_session(tiny_manifest, transcribe, SessionConfig(enable_itn=False))
+    processed = on._post_process(final)
+    assert processed is not None and processed.text == "I counted 23 boats"
+    assert off._post_process(final) is final

@@ -104,6 +104,18 @@ async def test_clip_event_order_wer_partials_and_times(
     assert closed["total_duration_ms"] == pytest.approx(len(audio) / 16, abs=2)
 
 
+async def test_multilingual_model_streams_portuguese(
+    serve_url: str, headers: dict[str, str]
+) -> None:
+    name = "pangrama.wav"
+    url = realtime_url(serve_url, model="whisper-base", language="pt")
+    audio = np.concatenate([silence(0.3), clip_audio(name), silence(1.2)])
+    events = await stream_clip(url, headers, audio, speed=4.0)
+    got = finals(events)
+    assert [e["language"] for e in got] == ["pt"]
+    assert stream_wer(clip_text(name), got[0]["text"]) <= 0.15, got[0]["text"]
+
+
 async def test_two_utterances_two_finals_with_consecutive_ids(
     ws_url: str, headers: dict[str, str]
 ) -> None:
