@@ -11,7 +11,7 @@ from engines.manifest import parse_manifest_arg
 from serve.gateway import realtime
 from serve.gateway.context import GatewayContext, set_context
 from serve.gateway.errors import install_error_handlers
-from serve.gateway.routers import audio, models, ops
+from serve.gateway.routers import audio, models, ops, ui
 from serve.metrics import GatewayMetrics
 from serve.routing import ModelRouter
 from serve.settings import TheoSettings
@@ -25,6 +25,7 @@ api.include_router(audio.router)
 api.include_router(models.router)
 api.include_router(ops.router)
 api.include_router(realtime.router)
+api.include_router(ui.router)
 api.add_middleware(RequestIdMiddleware)
 api.add_middleware(TracingMiddleware)  # outermost: the request id is set inside its span
 

@@ -1,0 +1,203 @@
+// The page: settings (API key, model, language, hot words), the error banner, and the
+// microphone toggle with its VAD indicator. The live session and the file form have their
+// own modules.
+
+import { listModels } from "./api.js";
+import { LiveSession, realtimeUrl } from "./live.js";
+import { openMicrophone } from "./microphone.js";
+import { TranscriptView } from "./transcript.js";
+import { setUpUpload } from "./upload.js";
+
+const $ = (id) => document.getElementById(id);
+const KEY_STORAGE = "theo.apiKey";
+
+const VAD_LABELS = {
+  off: "Microphone off",
+  connecting: "Connecting…",
+  listening: "Listening (silence)",
+  speech: "Speech detected",
+  hold: "On hold (long silence)",
+};
+
+const settings = {
+  apiKey: () => $("api-key").value.trim(),
+  model: () => $("model").value,
+  language: () => $("language").value.trim(),
+  hotWords: () =>
+    $("hot-words")
+      .value.split(",")
+      .map((word) => word.trim())
+      .filter(Boolean),
+};
+
+function showError(message) {
+  const banner = $("error");
+  if (!message) {
+    banner.hidden = true;
+    $("error-text").textContent = "";
+    return;
+  }
+  $("error-text").textContent = message;
+  banner.hidden = false;
+}
+
+function setVad(state) {
+  $("vad").dataset.state = state;
+  $("vad-label").textContent = VAD_LABELS[state];
+}
+
+async function loadModels() {
+  const select = $("model");
+  const previous = select.value;
+  try {
+    const models = await listModels(settings.apiKey());
+    select.replaceChildren(
+      ...models.map((model) => {
+        const option = document.createElement("option");
+        option.value = model.id;
+        const languages = model.capabilities?.languages ?? [];
+        const tag = languages.length === 1 ? `, ${languages[0]}` : "";
+        option.textContent = `${model.id} (${model.engine}${tag})`;
+        return option;
+      }),
+    );
+    if (models.some((model) => model.id === previous)) select.value = previous;
+    if (!models.length) showError("The server has no models.");
+    else showError(null);
+  } catch (error) {
+    select.replaceChildren();
+    showError(`Could not load the models: ${error.message}`);
+  }
+}
+
+// -- microphone -------------------------------------------------------------------------------
+const view = new TranscriptView($("transcript"));
+let live = null;
+let speechStartMs = null;
+
+function onEvent(event) {
+  switch (event.type) {
+    case "session.created":
+    case "vad.speech_end":
+      setVad("listening");
+      break;
+    case "vad.speech_start":
+      speechStartMs = event.timestamp_ms;
+      setVad("speech");
+      break;
+    case "session.hold":
+      setVad("hold");
+      break;
+    case "transcript.partial":
+      setVad("speech");
+      view.showPartial(event, speechStartMs);
+      break;
+    case "transcript.final":
+      speechStartMs = null;
+      view.showFinal(event);
+      break;
+    case "session.rate_limit":
+    case "session.frames_dropped":
+      $("live-notice").textContent = event.message;
+      break;
+    default:
+      break;
+  }
+}
+
+function micButton(running) {
+  const button = $("mic");
+  button.setAttribute("aria-pressed", String(running));
+  button.textContent = running ? "Stop microphone" : "Start microphone";
+}
+
+async function stopLive() {
+  const current = live;
+  if (!current) return;
+  live = null;
+  $("mic").disabled = true;
+  await current.microphone?.close();
+  await current.session?.finish();
+  view.dropPartial();
+  setVad("off");
+  micButton(false);
+  $("mic").disabled = false;
+}
+
+async function startLive() {
+  const model = settings.model();
+  if (!model) {
+    showError("No model is selected. Load the models (check the API key).");
+    return;
+  }
+  showError(null);
+  $("live-notice").textContent = "";
+  const current = { session: null, microphone: null };
+  live = current;
+  micButton(true);
+  setVad("connecting");
+  const pending = [];
+  try {
+    current.microphone = await openMicrophone((chunk) =>
+      current.session ? current.session.sendAudio(chunk) : pending.push(chunk),
+    );
+  } catch (error) {
+    showError(error.message);
+    live = null;
+    micButton(false);
+    setVad("off");
+    return;
+  }
+  if (live !== current) {
+    await current.microphone.close();
+    return;
+  }
+  const url = realtimeUrl({ apiKey: settings.apiKey(), model, language: settings.language() });
+  const config = { input_sample_rate: current.microphone.rate, hot_words: settings.hotWords() };
+  current.session = new LiveSession(url, config, {
+    onEvent,
+    onError: (message, fatal) => {
+      showError(message);
+      if (fatal && live === current) stopLive();
+    },
+    onClosed: () => {
+      if (live === current) stopLive();
+    },
+  });
+  for (const chunk of pending.splice(0)) current.session.sendAudio(chunk);
+}
+
+// -- wiring -------------------------------------------------------------------------------------
+function init() {
+  const key = $("api-key");
+  key.value = sessionStorage.getItem(KEY_STORAGE) ?? "";
+  key.addEventListener("change", () => {
+    sessionStorage.setItem(KEY_STORAGE, settings.apiKey());
+    loadModels();
+  });
+  $("reload-models").addEventListener("click", loadModels);
+  $("error-dismiss").addEventListener("click", () => showError(null));
+  $("mic").addEventListener("click", () => (live ? stopLive() : startLive()));
+  $("clear-transcript").addEventListener("click", () => view.clear());
+  $("hot-words").addEventListener("change", () =>
+    live?.session?.configure({ hot_words: settings.hotWords() }),
+  );
+  setUpUpload(
+    {
+      form: $("upload"),
+      file: $("file"),
+      format: $("format"),
+      button: $("transcribe"),
+      status: $("upload-status"),
+      box: $("result-box"),
+      result: $("result"),
+      download: $("download"),
+    },
+    settings,
+    showError,
+  );
+  setVad("off");
+  loadModels();
+}
+
+init();
