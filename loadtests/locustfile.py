@@ -105,7 +105,11 @@ class Workload:
                 cls._instance = cls(
                     load_clips(options),
                     served_models(host, options.theo_api_key, options.theo_models),
-                    served_models(host, options.theo_api_key, options.theo_realtime_models),
+                    served_models(
+                        host,
+                        options.theo_api_key,
+                        options.theo_realtime_models or options.theo_models,
+                    ),
                 )
             return cls._instance
 
