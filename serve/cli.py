@@ -62,32 +62,68 @@ def serve(host: str | None, port: int | None, models_dir: Path | None, no_bundle
     show_default=True,
 )
 @click.option("--language", default=None)
+@click.option("--hot-words", default=None, help="Comma list of words to favour.")
+@click.option(
+    "--stream",
+    is_flag=True,
+    help="Stream FILE through /v1/realtime: partials on one updating line, finals on their own.",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0.1, max=100),
+    default=1.0,
+    show_default=True,
+    help="With --stream: times real time.",
+)
+@click.option("--timestamps", is_flag=True, help="With --stream: start and end of each final.")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress on stderr (default: for files of 60 s or more, on a terminal).",
+)
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True, envvar="THEO_URL")
 @click.option("--api-key", default=None, envvar="THEO_API_KEY")
+@click.pass_context
 def transcribe(
+    ctx: click.Context,
     file: Path,
     model: str,
     response_format: str,
     language: str | None,
+    hot_words: str | None,
+    stream: bool,
+    speed: float,
+    timestamps: bool,
+    progress: bool | None,
     url: str,
     api_key: str | None,
 ) -> None:
     """Transcribe FILE with a running Theo service."""
+    words = _word_list(hot_words)
+    if stream:
+        if ctx.get_parameter_source("response_format") is click.core.ParameterSource.COMMANDLINE:
+            raise click.UsageError("--format applies to batch transcription, not to --stream")
+        from serve.cli_stream import StreamError, StreamTarget, run_file
+
+        target = StreamTarget(url, model, api_key, language, words)
+        try:
+            run_file(target, file, speed, timestamps=timestamps, warn=_warn)
+        except StreamError as exc:
+            raise click.ClickException(str(exc)) from None
+        return
     import httpx
+
+    from serve.cli_upload import plan_progress, post_transcription
 
     data: dict[str, str] = {"model": model, "response_format": response_format}
     if language:
         data["language"] = language
+    if words:
+        data["hot_words"] = ",".join(words)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    show, duration = plan_progress(progress, file)
     try:
-        with file.open("rb") as fh:
-            response = httpx.post(
-                f"{url.rstrip('/')}/v1/audio/transcriptions",
-                data=data,
-                files={"file": (file.name, fh)},
-                headers=headers,
-                timeout=600,
-            )
+        response = post_transcription(url, file, data, headers, progress=show, duration=duration)
     except httpx.HTTPError as exc:
         raise click.ClickException(
             f"cannot reach Theo at {url} ({exc}); start it: theo serve"
@@ -102,6 +138,45 @@ def transcribe(
         click.echo(json.dumps(response.json(), indent=2, ensure_ascii=False))
     else:
         click.echo(response.text, nl=False)
+
+
+def _word_list(text: str | None) -> tuple[str, ...]:
+    return tuple(w.strip() for w in (text or "").split(",") if w.strip())
+
+
+def _warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
+@main.command()
+@click.option("-m", "--model", default="whisper-tiny.en", show_default=True)
+@click.option("--language", default=None)
+@click.option("--hot-words", default=None, help="Comma list of words to favour.")
+@click.option("--timestamps", is_flag=True, help="Start and end of each final.")
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True, envvar="THEO_URL")
+@click.option("--api-key", default=None, envvar="THEO_API_KEY")
+def listen(
+    model: str,
+    language: str | None,
+    hot_words: str | None,
+    timestamps: bool,
+    url: str,
+    api_key: str | None,
+) -> None:
+    """Transcribe the microphone live until Ctrl-C."""
+    from serve.cli_listen import NoMicrophoneError, open_microphone, run_listen
+    from serve.cli_stream import StreamError, StreamTarget
+
+    try:
+        microphone = open_microphone()
+    except NoMicrophoneError as exc:
+        raise click.ClickException(str(exc)) from None
+    target = StreamTarget(url, model, api_key, language, _word_list(hot_words))
+    click.echo(f"listening on {microphone.name} ({microphone.rate} Hz); Ctrl-C stops", err=True)
+    try:
+        run_listen(target, microphone, timestamps=timestamps, warn=_warn)
+    except StreamError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.group(invoke_without_command=True)
