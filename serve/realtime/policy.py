@@ -51,6 +51,11 @@ class PartialPolicy(abc.ABC):
     async def partial(self, audio: Audio, request: DecodeRequest) -> str | None:
         """The open segment so far; returns the new partial text, or None if unchanged."""
 
+    def observe(self, result: TranscriptionResult) -> str | None:
+        """A whole-segment decode made for another reason (a speculative final) may also
+        advance the partials; returns the new partial text, or None."""
+        return None
+
     @abc.abstractmethod
     async def decode_final(self, audio: Audio, request: DecodeRequest) -> TranscriptionResult:
         """One decode of the closed segment's audio (may raise; the caller retries)."""
@@ -86,7 +91,9 @@ class LocalAgreementPolicy(PartialPolicy):
 
     async def partial(self, audio: Audio, request: DecodeRequest) -> str | None:
         options = self.options(request, final=False)
-        result = await transcribe_once(self.transcribe, audio, options, self.timeout_s)
+        return self.observe(await transcribe_once(self.transcribe, audio, options, self.timeout_s))
+
+    def observe(self, result: TranscriptionResult) -> str | None:
         segments = usable_segments(result)
         words, looped = trim_loop(text_words(segments))
         self.looped |= looped

@@ -455,8 +455,7 @@ class StreamingSession:
         finally:
             if self.partial_gate is not None:
                 self.partial_gate.release()
-        still_open = self._segment is segment or segment.start in self._unfinished
-        if text is not None and still_open:
+        if text is not None and self._is_open(segment):
             await self.emit(PartialTranscript(self._next_id, text, to_ms(position)))
         return True
 
@@ -476,7 +475,14 @@ class StreamingSession:
             logger.warning("speculative final failed: %r", exc)
             return False
         self._speculative = (key, result)
+        text = self.policy.observe(result)
+        if text is not None and self.config.enable_partial_transcripts and self._is_open(segment):
+            await self.emit(PartialTranscript(self._next_id, text, to_ms(key[1])))
         return True
+
+    def _is_open(self, segment: _Segment) -> bool:
+        """Still the open segment, or closed and waiting for its final (not cleared)."""
+        return self._segment is segment or segment.start in self._unfinished
 
     async def _finish(self, reason: CloseReason) -> None:
         self.close_reason = reason
