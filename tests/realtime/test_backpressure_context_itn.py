@@ -65,6 +65,13 @@ def test_hot_words_go_to_the_prompt_otherwise() -> None:
     assert context.prompt == f"{HOT_WORDS_PREFIX} Theo, Ray. And so my fellow Americans."
 
 
+def test_session_prompt_comes_first() -> None:
+    context = decode_context(
+        caps(initial_prompt=True), [], "previous words", max_prompt_chars=50, session_prompt="Theo"
+    )
+    assert context.prompt == "Theo previous words"
+
+
 def test_no_prompt_without_the_capability() -> None:
     context = decode_context(caps(), ["Theo"], "previous words", max_prompt_chars=50)
     assert context.prompt is None and context.hot_words == ()

@@ -75,6 +75,49 @@ async def test_server_pings_while_the_client_is_quiet(server: str) -> None:
     assert first["timestamp_ms"] == second["timestamp_ms"] == 500
 
 
+async def test_cancel_closes_without_a_final(server: str) -> None:
+    audio = np.concatenate([silence(0.3), clip_audio("jfk.wav")[:32_000]])
+    async with RealtimeClient(server) as client:
+        await client.wait_for("session.created")
+        await client.stream(audio, speed=8.0)
+        await client.wait_for("vad.speech_start")
+        await client.send_json({"type": "session.cancel"})
+        closed = await client.wait_for("session.closed")
+    assert closed["reason"] == "cancelled" and closed["segments_transcribed"] == 0
+    assert "transcript.final" not in [e["type"] for e in client.record.events]
+
+
+async def test_openai_clear_forgets_uncommitted_audio(server: str) -> None:
+    url = server
+    speech = np.concatenate([silence(0.2), clip_audio("7902-96591-0000.wav")])
+    pcm24 = np.interp(np.arange(0, len(speech), 2 / 3), np.arange(len(speech)), speech)
+    async with RealtimeClient(url) as client:
+        await client.wait_for("session.created")
+        await client.send_json(
+            {
+                "type": "session.update",
+                "session": {"type": "transcription", "audio": {"input": {"turn_detection": None}}},
+            }
+        )
+        await client.wait_for("session.updated")
+        chunk = base64.b64encode(float_to_pcm16(pcm24)).decode()
+        await client.send_json({"type": "input_audio_buffer.append", "audio": chunk})
+        await client.send_json({"type": "input_audio_buffer.clear", "event_id": "c1"})
+        await client.wait_for("input_audio_buffer.cleared")
+        await client.send_json({"type": "input_audio_buffer.commit", "event_id": "c2"})
+        error = await client.wait_for("error")
+        await client.send_json({"type": "input_audio_buffer.append", "audio": chunk})
+        await client.send_json({"type": "input_audio_buffer.commit"})
+        completed = await client.wait_for(
+            "conversation.item.input_audio_transcription.completed", timeout=60
+        )
+    assert error["error"]["code"] == "input_audio_buffer_commit_empty"
+    assert error["error"]["event_id"] == "c2"
+    assert stream_wer(clip_text("7902-96591-0000.wav"), completed["transcript"]) <= 0.15
+    kinds = [e["type"] for e in client.record.events]
+    assert kinds.count("conversation.item.input_audio_transcription.completed") == 1
+
+
 async def test_native_connection_switches_to_openai_mode(server: str) -> None:
     name = "7902-96591-0000.wav"
     audio = np.concatenate([silence(0.3), clip_audio(name), silence(1.0)])

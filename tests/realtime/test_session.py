@@ -269,3 +269,18 @@ def test_itn_applies_to_finals_when_enabled(
     processed = on._post_process(final)
     assert processed is not None and processed.text == "I counted 23 boats"
     assert off._post_process(final) is final
+
+
+async def test_long_speech_is_finalised_in_pieces(
+    tiny_manifest: ModelManifest, transcribe: Transcriber
+) -> None:
+    config = SessionConfig(silence_timeout_ms=2000, max_segment_duration_ms=4000)
+    session, recorder = make_session(tiny_manifest, transcribe, config)
+    await run(session, np.concatenate([silence(0.3), clip_audio("jfk.wav"), silence(2.5)]))
+    events = recorder.events
+    got = finals(events)
+    assert len(got) >= 3 and [e["segment_id"] for e in got] == list(range(len(got)))
+    assert all(e["end_ms"] - e["start_ms"] <= 4000 for e in got)
+    assert types(events).count("vad.speech_start") == types(events).count("vad.speech_end") == 1
+    text = " ".join(e["text"] for e in got)
+    assert stream_wer(clip_text("jfk.wav"), text) <= 0.25, text
