@@ -24,7 +24,6 @@ WENET_PLAYBACK = (
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from engines.bundled import install_bundled
-
     from engines.wenet.testing import generate_model
     from serve.audio import decode_audio_bytes
     from tests.support import clips
@@ -39,6 +38,12 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         playback=WENET_PLAYBACK,
         fit_audio=decode_audio_bytes(jfk.path.read_bytes()),
         name=WENET_MODEL,
+        # One endpoint per 2 s pause (WeNet's default is 1 s): JFK stays one segment.
+        config_overrides={
+            "endpoint": {
+                "rules": [{"must_decode_something": True, "min_trailing_silence_ms": 2000}]
+            }
+        },
     )
     return path
 

@@ -51,7 +51,9 @@ def partial_gate(settings: RealtimeSettings) -> PartialGate:
 def model_resolver(models: ModelRouter) -> Any:
     def resolve(name: str) -> ModelChoice:
         routed = models.resolve(name)
-        return ModelChoice(routed.name, routed.manifest, handle_transcriber(routed.handle))
+        return ModelChoice(
+            routed.name, routed.manifest, handle_transcriber(routed.handle), routed.handle
+        )
 
     return resolve
 

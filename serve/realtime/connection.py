@@ -76,6 +76,8 @@ class ModelChoice:
     name: str
     manifest: ModelManifest
     transcribe: Transcriber
+    handle: Any = None
+    """The engine deployment handle (native streaming engines need it)."""
 
 
 Resolver = Callable[[str], ModelChoice]
@@ -112,7 +114,9 @@ class RealtimeConnection:
             session_id=new_id("sess"),
             model=choice.name,
             capabilities=choice.manifest.capabilities,
-            policy=choose_policy(choice.manifest, choice.transcribe, settings.engine_timeout_s),
+            policy=choose_policy(
+                choice.manifest, choice.transcribe, settings.engine_timeout_s, choice.handle
+            ),
             config=config,
             settings=settings,
             vad_model=shared_silero(),
@@ -331,7 +335,10 @@ class RealtimeConnection:
             try:
                 choice = self.resolve(wanted)
                 policy = choose_policy(
-                    choice.manifest, choice.transcribe, self.settings.engine_timeout_s
+                    choice.manifest,
+                    choice.transcribe,
+                    self.settings.engine_timeout_s,
+                    choice.handle,
                 )
             except TheoError as exc:
                 raise ProtocolError(exc.code or "invalid_value", exc.message, "model") from None

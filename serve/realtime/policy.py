@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from typing import Any
 
 from engines.base import Audio, TranscribeOptions, TranscriptionResult, WordTiming
 from engines.manifest import Architecture, Capabilities, ModelManifest
@@ -42,6 +43,8 @@ class PartialPolicy(abc.ABC):
 
     looped: bool = False
     """A repetition loop was seen: the session stops giving the engine prompt context."""
+    partial_interval_ms: int | None = None
+    """New audio that triggers a partial; None uses the session setting."""
 
     @abc.abstractmethod
     def open_segment(self) -> None:
@@ -165,14 +168,20 @@ def _retime(
 
 
 def choose_policy(
-    manifest: ModelManifest, transcribe: Transcriber, timeout_s: float
+    manifest: ModelManifest, transcribe: Transcriber, timeout_s: float, handle: Any = None
 ) -> PartialPolicy:
-    """The one place a session's partial policy is chosen, from the model's architecture."""
+    """The one place a session's partial policy is chosen, from the model's architecture.
+
+    `handle`: the engine deployment's handle, for engines that stream natively."""
     architecture = manifest.capabilities.architecture
     if architecture is Architecture.ENCODER_DECODER:
         return LocalAgreementPolicy(transcribe, manifest.capabilities, timeout_s)
-    # Architecture.CTC: native partials from the engine's own streaming decoder, delivered
-    # with the WeNet engine as a `PartialPolicy` over its sticky streaming replicas.
-    raise UnsupportedCapabilityError(
-        f"The model '{manifest.name}' ({architecture.value}) has no realtime streaming policy yet."
-    )
+    if handle is None:
+        raise UnsupportedCapabilityError(
+            f"The model '{manifest.name}' ({architecture.value}) streams natively and needs "
+            "its streaming replicas.",
+            param="model",
+        )
+    from serve.realtime.ctc import NativePartialPolicy
+
+    return NativePartialPolicy(handle, transcribe, manifest.capabilities, timeout_s)

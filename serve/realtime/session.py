@@ -439,7 +439,8 @@ class StreamingSession:
         if not self.config.enable_partial_transcripts:
             return False
         mark = max(self._partial_mark, segment.onset)
-        if position - mark < to_samples(self.settings.partial_interval_ms):
+        interval_ms = self.policy.partial_interval_ms or self.settings.partial_interval_ms
+        if position - mark < to_samples(interval_ms):
             return False
         if self.partial_gate is not None and not self.partial_gate.try_acquire(self._wake):
             return False

@@ -1,0 +1,213 @@
+"""The realtime protocol is one contract for both engines: `model=whisper-…` or
+`model=wenet-…` gives the same event sequence, fields and types, in native and OpenAI mode.
+CTC models stream native partials chunk by chunk; a killed CTC replica is recovered."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from engines.manifest import load_manifest
+from serve.builder import engine_deployment_name
+from serve.realtime.client import RealtimeClient, realtime_url
+from serve.realtime.pcm import float_to_pcm16
+from tests.conftest import API_KEY, WENET_MODEL
+from tests.realtime.helpers import (
+    assert_monotonic,
+    assert_partials_prefix_finals,
+    clip_audio,
+    finals,
+    silence,
+    stream_wer,
+    types,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+ENGINES = ["whisper-tiny.en", WENET_MODEL]
+HEADERS = {"Authorization": f"Bearer {API_KEY}"}
+JFK_TEXT = (
+    "and so my fellow americans ask not what your country can do for you "
+    "ask what you can do for your country"
+)
+FINAL_FIELDS = {
+    "type",
+    "text",
+    "segment_id",
+    "start_ms",
+    "end_ms",
+    "language",
+    "confidence",
+    "words",
+}
+
+
+ONE_UTTERANCE = {"type": "session.configure", "silence_timeout_ms": 2000}
+"""JFK pauses for ~1.2 s twice; the playback test model restarts its text at every new
+stream (its position lives in the encoder cache), so tests keep the clip one utterance."""
+
+
+async def run_session(url: str, audio: np.ndarray, speed: float) -> list[dict[str, Any]]:
+    async with RealtimeClient(url, HEADERS) as client:
+        await client.wait_for("session.created")
+        await client.send_json(ONE_UTTERANCE)
+        await client.stream(audio, speed)
+        await client.close_session(timeout=120)
+    assert client.record.close_code == 1000
+    return client.record.events
+
+
+@pytest.mark.parametrize("model", ENGINES)
+async def test_native_mode_contract(serve_url: str, model: str) -> None:
+    audio = np.concatenate([silence(0.5), clip_audio("jfk.wav"), silence(2.5)])
+    events = await run_session(realtime_url(serve_url, model=model, language="en"), audio, 2.0)
+    kinds = types(events)
+    assert kinds[0] == "session.created" and kinds[-1] == "session.closed"
+    assert set(events[0]) >= {"type", "session_id", "model", "config"}
+    assert events[0]["model"] == model
+    got = finals(events)
+    assert got, kinds
+    assert [e["segment_id"] for e in got] == list(range(len(got)))
+    for final in got:
+        assert set(final) >= FINAL_FIELDS, set(final)
+        assert isinstance(final["text"], str) and isinstance(final["confidence"], float)
+        assert 0 <= final["start_ms"] <= final["end_ms"]
+        assert all(set(w) == {"word", "start", "end"} for w in final["words"])
+    assert kinds.index("vad.speech_start") < kinds.index("transcript.final")
+    assert "transcript.partial" in kinds
+    assert stream_wer(JFK_TEXT, " ".join(e["text"] for e in got)) <= 0.15
+    assert_partials_prefix_finals(events)
+    assert_monotonic(events)
+    assert events[-1]["segments_transcribed"] == len(got)
+
+
+async def test_ctc_partials_arrive_chunk_by_chunk_before_speech_end(serve_url: str) -> None:
+    """Native partials: one per processed engine chunk (640 ms of audio at chunk 16), each
+    extending the last, while the speaker is still speaking, before the final."""
+    speech_s = 5.0
+    audio = np.concatenate(
+        [silence(0.3), clip_audio("jfk.wav")[: int(16_000 * speech_s)], silence(2.5)]
+    )
+    events = await run_session(
+        realtime_url(serve_url, model=WENET_MODEL, language="en"), audio, 1.0
+    )
+    kinds = types(events)
+    partials = [e for e in events if e["type"] == "transcript.partial"]
+    assert len(partials) >= 4, kinds
+    assert kinds.index("transcript.partial") < kinds.index("transcript.final")
+    texts = [p["text"] for p in partials]
+    assert all(b.startswith(a) for a, b in itertools.pairwise(texts)), texts
+    assert partials[0]["timestamp_ms"] < 300 + 2000, "first partial early in the speech"
+    during_speech = [p for p in partials if p["timestamp_ms"] <= 300 + speech_s * 1000]
+    assert len(during_speech) >= 3
+    assert finals(events)[0]["text"].startswith("and so my fellow americans ask not")
+
+
+@pytest.mark.parametrize("model", ENGINES)
+async def test_openai_mode_contract(serve_url: str, model: str) -> None:
+    from openai import AsyncOpenAI
+
+    from tests.realtime.test_ws_e2e import resample
+
+    audio = resample(np.concatenate([silence(0.3), clip_audio("jfk.wav"), silence(2.5)]), 24_000)
+    client = AsyncOpenAI(base_url=f"{serve_url}/v1", api_key=API_KEY, max_retries=0)
+    received: list[Any] = []
+    async with client.realtime.connect(
+        model=model, extra_query={"intent": "transcription"}
+    ) as connection:
+        await connection.session.update(
+            session={
+                "type": "transcription",
+                "audio": {
+                    "input": {
+                        "format": {"type": "audio/pcm", "rate": 24000},
+                        "transcription": {"model": model, "language": "en"},
+                        "turn_detection": {"type": "server_vad", "silence_duration_ms": 2000},
+                    }
+                },
+            }
+        )
+
+        async def send() -> None:
+            step = 2400
+            for i in range(0, len(audio), step):
+                chunk = base64.b64encode(float_to_pcm16(audio[i : i + step])).decode()
+                await connection.input_audio_buffer.append(audio=chunk)
+                await asyncio.sleep(0.033)  # 3x real time
+
+        sender = asyncio.create_task(send())
+        completed: list[Any] = []
+        async for event in connection:
+            received.append(event)
+            if event.type == "conversation.item.input_audio_transcription.completed":
+                completed.append(event)
+                if sender.done():
+                    break
+            if event.type == "input_audio_buffer.speech_stopped" and sender.done():
+                continue
+        await sender
+    kinds = [e.type for e in received]
+    assert kinds[:2] == ["session.created", "session.updated"] and "error" not in kinds
+    assert completed
+    for item in completed:
+        deltas = [
+            e.delta
+            for e in received
+            if e.type.endswith("transcription.delta") and e.item_id == item.item_id
+        ]
+        assert "".join(deltas) == item.transcript
+    text = " ".join(c.transcript for c in completed)
+    assert stream_wer(JFK_TEXT, text) <= 0.15, text
+
+
+def replica_names(models_dir: Path, model: str) -> list[str]:
+    import ray
+
+    deployment = engine_deployment_name(load_manifest(models_dir / model / "theo.yaml"))
+    return [
+        a["name"]
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if a["name"].startswith("SERVE_REPLICA::") and f"#{deployment}#" in a["name"]
+    ]
+
+
+async def test_ctc_replica_killed_mid_session_recovers(serve_url: str, models_dir: Path) -> None:
+    import ray
+
+    audio = np.concatenate([silence(0.3), clip_audio("jfk.wav")[: 16_000 * 5], silence(2.5)])
+    old = replica_names(models_dir, WENET_MODEL)
+    assert old
+    url = realtime_url(serve_url, model=WENET_MODEL, language="en")
+    try:
+        async with RealtimeClient(url, HEADERS) as client:
+            await client.wait_for("session.created")
+            await client.send_json(ONE_UTTERANCE)
+            await client.stream(audio[: 16_000 * 2], speed=1.0)  # mid-utterance
+            for name in old:
+                ray.kill(ray.get_actor(name, namespace="serve"), no_restart=True)
+            await client.stream(audio[16_000 * 2 :], speed=1.0)
+            await client.wait_for("transcript.final", timeout=90)
+            await client.close_session(timeout=90)
+    finally:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            now = await asyncio.to_thread(replica_names, models_dir, WENET_MODEL)
+            ok = (await asyncio.to_thread(httpx.get, f"{serve_url}/health")).status_code == 200
+            if now and not set(now) & set(old) and ok:
+                break
+            await asyncio.sleep(0.5)
+    events = client.record.events
+    got = finals(events)
+    ids = [e["segment_id"] for e in got]
+    assert ids == list(range(len(ids))) and ids, "no duplicated or skipped segment ids"
+    assert "error" not in types(events), "the retry on the new replica succeeded"
+    words = " ".join(e["text"] for e in got).split()
+    assert words[:5] == ["and", "so", "my", "fellow", "americans"]
+    assert_partials_prefix_finals(events)
