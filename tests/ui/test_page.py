@@ -47,6 +47,17 @@ WATCH = """() => {
 }"""
 
 
+def state(page: Any) -> dict[str, Any]:
+    """What the page shows, for failure messages."""
+    return {
+        "vad": page.locator("#vad").get_attribute("data-state"),
+        "transcript": page.locator("#transcript").inner_text(),
+        "error": page.locator("#error-text").inner_text(),
+        "notice": page.locator("#live-notice").inner_text(),
+        "seen": page.evaluate("window.__seen"),
+    }
+
+
 def open_with_key(page: Any) -> None:
     """Load the page, see it ask for the key, enter it, and get the models."""
     page.goto("/")
@@ -88,7 +99,10 @@ def test_microphone_streams_partials_and_finals(page: Any, screenshot: Any) -> N
     assert stop.get_attribute("aria-pressed") == "true"
 
     partial = page.locator("#transcript li.partial")
-    partial.first.wait_for(timeout=30_000)
+    try:
+        partial.first.wait_for(timeout=30_000)
+    except Exception as exc:
+        raise AssertionError(f"no partial in 30 s; the page showed {state(page)}") from exc
     style = partial.first.locator(".text").evaluate(
         "e => { const s = getComputedStyle(e); return [s.color, s.fontStyle]; }"
     )
@@ -103,7 +117,7 @@ def test_microphone_streams_partials_and_finals(page: Any, screenshot: Any) -> N
         idle = page.locator("#vad").get_attribute("data-state") == "listening"
         if idle and stream_wer(reference, text) <= 0.15:
             break
-        assert time.monotonic() < deadline, f"finals so far: {text!r}"
+        assert time.monotonic() < deadline, f"finals so far: {text!r}; {state(page)}"
         time.sleep(0.25)
     final_shot = screenshot(page, "ui-microphone-finals")
 

@@ -1,19 +1,36 @@
 // AudioWorklet processor: microphone samples (mono mix) -> PCM16 little-endian chunks of
 // 100 ms, posted to the page. The server takes 8, 16, 24 or 48 kHz: at those context rates
-// the samples pass as they are; at any other rate (44.1 kHz...) they are low-passed with a
-// moving average and linearly resampled to 16 kHz here.
+// the samples pass as they are; at any other rate (44.1 kHz...) they are low-passed (a
+// Blackman-windowed sinc below the new Nyquist frequency) and linearly resampled to 16 kHz.
 
 const SUPPORTED_RATES = [8000, 16000, 24000, 48000];
 const FALLBACK_RATE = 16000;
+const TAPS = 63;
+const CUTOFF = 0.45; // of the output rate: just under its Nyquist frequency (0.5)
+
+function lowpassTaps(inputRate, outputRate) {
+  const fc = (CUTOFF * outputRate) / inputRate;
+  const middle = (TAPS - 1) / 2;
+  const taps = new Float32Array(TAPS);
+  let sum = 0;
+  for (let i = 0; i < TAPS; i++) {
+    const x = i - middle;
+    const sinc = x === 0 ? 2 * fc : Math.sin(2 * Math.PI * fc * x) / (Math.PI * x);
+    const phase = (2 * Math.PI * i) / (TAPS - 1);
+    const blackman = 0.42 - 0.5 * Math.cos(phase) + 0.08 * Math.cos(2 * phase);
+    taps[i] = sinc * blackman;
+    sum += taps[i];
+  }
+  return taps.map((tap) => tap / sum);
+}
 
 class Pcm16Sender extends AudioWorkletProcessor {
   constructor() {
     super();
     this.outRate = SUPPORTED_RATES.includes(sampleRate) ? sampleRate : FALLBACK_RATE;
     this.step = sampleRate / this.outRate;
-    this.window = Math.max(1, Math.round(this.step));
-    this.history = new Float32Array(this.window);
-    this.historySum = 0;
+    this.taps = lowpassTaps(sampleRate, this.outRate);
+    this.history = new Float32Array(TAPS);
     this.historyAt = 0;
     this.pending = [];
     this.position = 0;
@@ -32,10 +49,13 @@ class Pcm16Sender extends AudioWorkletProcessor {
   }
 
   lowpass(sample) {
-    this.historySum += sample - this.history[this.historyAt];
     this.history[this.historyAt] = sample;
-    this.historyAt = (this.historyAt + 1) % this.window;
-    return this.historySum / this.window;
+    this.historyAt = (this.historyAt + 1) % TAPS;
+    let out = 0;
+    for (let i = 0; i < TAPS; i++) {
+      out += this.taps[i] * this.history[(this.historyAt + i) % TAPS];
+    }
+    return out;
   }
 
   emit(sample) {
