@@ -299,6 +299,8 @@ class StreamingSession:
 
     def clear(self) -> None:
         """Forget the audio of the open segment (OpenAI `input_audio_buffer.clear`)."""
+        if not self.machine.open:
+            return
         self._segment = None
         self._carry_start = None
         self._last_end = self.position
