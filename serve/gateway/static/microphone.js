@@ -1,6 +1,8 @@
 // The microphone as a source of PCM16 chunks: getUserMedia -> AudioContext ->
 // AudioWorklet ("pcm16-sender"). `openMicrophone(onChunk)` resolves to {rate, close}.
 
+const RESUME_WAIT_MS = 3000;
+
 export class MicrophoneError extends Error {}
 
 function explain(error) {
@@ -53,7 +55,14 @@ export async function openMicrophone(onChunk) {
     };
   });
   context.createMediaStreamSource(stream).connect(node);
-  await context.resume();
+  await Promise.race([context.resume(), new Promise((resolve) => setTimeout(resolve, RESUME_WAIT_MS))]);
+  if (context.state !== "running") {
+    for (const track of stream.getTracks()) track.stop();
+    await context.close();
+    throw new MicrophoneError(
+      "The browser kept audio processing paused (autoplay policy). Click Start microphone again.",
+    );
+  }
   return {
     rate,
     async close() {
