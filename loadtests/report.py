@@ -3,15 +3,15 @@
 present) CTC benchmarks, and writes `loadtests/results/<date>.md` with PNG charts beside it.
 
     .venv/bin/python loadtests/report.py [--requests 48] [--sessions 1,2,4,6] [--seconds 20]
-                                         [--wenet-model DIR] [--out loadtests/results]
+                                         [--ctc-sessions 4,8,16] [--out loadtests/results]
 
 - batch (`bench_batch.py`): audio-seconds per second of the bare faster-whisper batched
   pipeline (per request, and all clips joined) vs Theo served at 1, 4 and 16 clients;
 - realtime (`bench_realtime.py`): N paced WebSocket sessions; first-partial, final and
   after-endpoint latency percentiles, dropped audio, WER, engine batch size;
-- CTC (`python -m engines.wenet.testing.bench`): per-chunk latency of N paced streams and the
-  real-time factor, for the WeNet model in `--wenet-model` or the first one in
-  `THEO_MODELS_DIR`; skipped (and said so) when there is none.
+- CTC (`bench_ctc.py`, when present): the WeNet engine's per-chunk compute latency and, over
+  the service, partial latency of N paced WebSocket sessions on a sticky WeNet replica; skipped
+  (and said so) without the benchmark or the `wenet` extra.
 
 Each benchmark starts its own private Ray and runs in its own process; a failing one is
 reported with its output and the others still run.
@@ -20,7 +20,6 @@ reported with its output and the others still run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
@@ -29,7 +28,6 @@ import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -124,29 +122,52 @@ def parse_realtime(output: str) -> list[RealtimeRow]:
     return rows
 
 
-def parse_ctc(output: str) -> list[dict[str, Any]]:
-    rows = []
-    for line in output.splitlines():
-        line = line.strip()
-        if line.startswith("{") and line.endswith("}"):
-            rows.append(json.loads(line))
-    return rows
+@dataclass
+class CtcResult:
+    engine: list[tuple[int, int, float, float, float]] = field(default_factory=list)
+    """(chunk, chunk ms, compute p50 ms, p95 ms, rtf)."""
+    service: list[tuple[int, float, float, int, int, int, bool]] = field(default_factory=list)
+    """(sessions, partial p50 ms, p95 ms, partials, dropped, errors, sustained)."""
 
 
-def find_wenet_model(explicit: Path | None) -> Path | None:
-    if explicit is not None:
-        return explicit
-    from engines.manifest import EngineName
-    from engines.registry import ModelRegistry
-    from serve.settings import TheoSettings
+CTC_ENGINE = re.compile(
+    r"engine chunk\s+(\d+) \((\d+) ms audio\): compute p50\s+([0-9.]+) ms\s+p95\s+([0-9.]+) ms"
+    r"\s+\(rtf ([0-9.]+)\)"
+)
+CTC_SERVICE = re.compile(
+    r"^\s*(\d+) sessions at real time: partial latency p50\s+([0-9.]+|nan) ms\s+p95\s+"
+    r"([0-9.]+|nan) ms\s+partials (\d+)\s+dropped (\d+)\s+errors (\d+)\s+(sustained|NOT sustained)",
+    re.M,
+)
 
-    models_dir = TheoSettings().models_dir
-    if not models_dir.exists():
-        return None
-    for manifest in ModelRegistry.scan(models_dir).models.values():
-        if manifest.engine is EngineName.WENET and manifest.directory is not None:
-            return Path(manifest.directory)
-    return None
+
+def parse_ctc(output: str) -> CtcResult:
+    result = CtcResult()
+    for m in CTC_ENGINE.finditer(output):
+        g = m.groups()
+        result.engine.append((int(g[0]), int(g[1]), float(g[2]), float(g[3]), float(g[4])))
+    for m in CTC_SERVICE.finditer(output):
+        g = m.groups()
+        result.service.append(
+            (
+                int(g[0]),
+                float(g[1]),
+                float(g[2]),
+                int(g[3]),
+                int(g[4]),
+                int(g[5]),
+                g[6] == "sustained",
+            )
+        )
+    return result
+
+
+def ctc_available() -> bool:
+    import importlib.util
+
+    return (ROOT / "loadtests" / "bench_ctc.py").exists() and importlib.util.find_spec(
+        "torch"
+    ) is not None
 
 
 def chart_batch(batch: BatchResult, path: Path) -> None:
@@ -199,20 +220,18 @@ def chart_realtime(rows: list[RealtimeRow], path: Path) -> None:
     plt.close(fig)
 
 
-def chart_ctc(rows: list[dict[str, Any]], path: Path) -> None:
+def chart_ctc(ctc: CtcResult, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    paced = [r for r in rows if r.get("paced")]
+    n = [row[0] for row in ctc.service]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for chunk in sorted({r["chunk"] for r in paced}):
-        sel = sorted((r for r in paced if r["chunk"] == chunk), key=lambda r: r["streams"])
-        streams = [r["streams"] for r in sel]
-        ax.plot(streams, [r["p50_ms"] for r in sel], "o-", label=f"chunk {chunk}: p50")
-        ax.plot(streams, [r["p95_ms"] for r in sel], "o--", label=f"chunk {chunk}: p95")
-        ax.axhline(sel[0]["chunk_ms"], color="gray", linestyle=":", label=f"chunk {chunk} length")
-    ax.set_xlabel("paced streams (one replica)")
-    ax.set_ylabel("chunk latency (ms)")
-    ax.set_title("CTC streaming: chunk latency vs streams")
+    ax.plot(n, [row[1] for row in ctc.service], "o-", label="partial latency p50")
+    ax.plot(n, [row[2] for row in ctc.service], "o--", label="partial latency p95")
+    ax.axhline(1000, color="gray", linestyle=":", label="sustained limit (p95 1 s)")
+    ax.set_xlabel("concurrent realtime sessions on the WeNet replica (paced)")
+    ax.set_ylabel("partial latency (ms)")
+    ax.set_title("CTC streaming: partial latency vs sessions")
+    ax.set_xticks(n)
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -245,8 +264,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=48, help="batch: requests per level")
     parser.add_argument("--sessions", default="1,2,4,6", help="realtime: session counts")
     parser.add_argument("--seconds", type=float, default=20.0, help="realtime: audio per session")
-    parser.add_argument("--wenet-model", type=Path, help="CTC: a WeNet model directory")
-    parser.add_argument("--ctc-streams", default="1,2,4", help="CTC: paced stream counts")
+    parser.add_argument("--ctc-sessions", default="4,8,16", help="CTC: session counts")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
@@ -320,42 +338,42 @@ def main() -> None:
     lines += details(rt_run)
 
     lines += ["## CTC streaming (WeNet)", ""]
-    model = find_wenet_model(args.wenet_model)
-    if model is None:
-        lines += [
-            "Skipped: no WeNet model (`--wenet-model DIR`, or a `wenet` manifest in "
-            "`THEO_MODELS_DIR`).",
-            "",
-        ]
+    if not ctc_available():
+        lines += ["Skipped: no `loadtests/bench_ctc.py` or no `wenet` extra (torch).", ""]
     else:
-        streams = args.ctc_streams.split(",")
-        bench = [python, "-m", "engines.wenet.testing.bench", str(model), "--chunk", "16"]
-        ctc_runs = [
-            run("ctc", [*bench, "--streams", "1"]),
-            run("ctc-paced", [*bench, "--streams", *streams, "--paced"]),
-        ]
-        runs += ctc_runs
-        ctc_rows = [row for r in ctc_runs for row in parse_ctc(r.output)]
-        if ctc_rows:
-            chart = f"{day}-ctc.png"
-            if any(r.get("paced") for r in ctc_rows):
-                chart_ctc(ctc_rows, args.out / chart)
+        sessions = args.ctc_sessions.split(",")
+        ctc_run = run("ctc", [python, "loadtests/bench_ctc.py", "--sessions", *sessions])
+        runs.append(ctc_run)
+        ctc = parse_ctc(ctc_run.output)
+        if ctc.engine:
             lines += [
-                f"Model: `{model}`.",
+                "Engine alone (in-process, one stream), a WeNet-sized conformer with random "
+                "weights (compute cost, not accuracy):",
                 "",
-                "| streams | paced | chunk ms | p50 ms | p95 ms | RTF | sustained |",
-                "|---|---|---|---|---|---|---|",
-                *(
-                    f"| {r['streams']} | {'yes' if r.get('paced') else 'no'} | {r['chunk_ms']} | "
-                    f"{r['p50_ms']} | {r['p95_ms']} | {r.get('rtf', '')} | {r.get('sustained', '')} |"
-                    for r in ctc_rows
-                ),
-                "",
-                f"![chunk latency vs streams]({chart})",
+                "| chunk | audio per chunk ms | compute p50 ms | p95 ms | RTF |",
+                "|---|---|---|---|---|",
+                *(f"| {c} | {ms} | {p50} | {p95} | {rtf} |" for c, ms, p50, p95, rtf in ctc.engine),
                 "",
             ]
-        for r in ctc_runs:
-            lines += details(r)
+        if ctc.service:
+            chart = f"{day}-ctc.png"
+            chart_ctc(ctc, args.out / chart)
+            lines += [
+                "Over the service (WebSocket, sticky WeNet replica, sessions paced at real time):",
+                "",
+                "| sessions | partial p50 ms | partial p95 ms | partials | dropped | errors | sustained |",
+                "|---|---|---|---|---|---|---|",
+                *(
+                    f"| {n} | {p50:.0f} | {p95:.0f} | {k} | {d} | {e} | {'yes' if ok else 'no'} |"
+                    for n, p50, p95, k, d, e, ok in ctc.service
+                ),
+                "",
+                f"![partial latency vs sessions]({chart})",
+                "",
+            ]
+        if not ctc.engine and not ctc.service:
+            lines += ["The CTC benchmark produced no numbers; its output is below.", ""]
+        lines += details(ctc_run)
 
     failed = [r.name for r in runs if r.returncode != 0]
     if failed:
