@@ -279,7 +279,8 @@ def main() -> None:
         f"{platform.platform()}; load average before the runs "
         f"{' / '.join(f'{x:.1f}' for x in os.getloadavg())} (1/5/15 min). "
         f"Command: `python loadtests/report.py "
-        f"--requests {args.requests} --sessions {args.sessions} --seconds {args.seconds:g}`.",
+        f"--requests {args.requests} --sessions {args.sessions} --seconds {args.seconds:g} "
+        f"--ctc-sessions {args.ctc_sessions}`.",
         "",
     ]
 
