@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from ray import serve
@@ -45,7 +45,9 @@ class WenetDeployment:
         overrides = {"num_threads": spec.cpu_threads}
         self.backend = WenetBackend(self.manifest, **overrides)
         self.metrics = EngineMetrics(self.manifest.name, self.manifest.engine.value)
+        started = time.perf_counter()
         self.backend.load()
+        self.metrics.model_load.observe(time.perf_counter() - started)
         self._reaper: asyncio.Task[None] | None = None
 
     # -- files -------------------------------------------------------------------------------
