@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 from engines.whisper.segments import compression_ratio, split_timestamped
 from engines.whisper.windows import Span, covering_windows, speech_windows
 
@@ -14,7 +16,7 @@ def test_speech_windows_group_whole_spans_and_never_exceed_the_limit() -> None:
     assert windows[0].start == 0
     for span in speech:  # every span lies wholly inside one window: no word is cut
         assert sum(1 for w in windows if w.start <= span.start and span.end <= w.end) == 1
-    for a, b in zip(windows, windows[1:], strict=False):
+    for a, b in itertools.pairwise(windows):
         assert a.end <= b.start
 
 
@@ -28,7 +30,7 @@ def test_covering_windows_cut_in_pauses_and_cover_everything() -> None:
     windows = covering_windows(70 * SR, speech, MAX)
     assert windows[0] == Span(0, 21 * SR)
     assert windows[-1].end == 70 * SR
-    assert all(a.end == b.start for a, b in zip(windows, windows[1:], strict=False))
+    assert all(a.end == b.start for a, b in itertools.pairwise(windows))
     assert all(w.length <= MAX for w in windows)
 
 
