@@ -172,9 +172,15 @@ def listen(
     except NoMicrophoneError as exc:
         raise click.ClickException(str(exc)) from None
     target = StreamTarget(url, model, api_key, language, _word_list(hot_words))
-    click.echo(f"listening on {microphone.name} ({microphone.rate} Hz); Ctrl-C stops", err=True)
+    ready = f"listening on {microphone.name} ({microphone.rate} Hz); Ctrl-C stops"
     try:
-        run_listen(target, microphone, timestamps=timestamps, warn=_warn)
+        run_listen(
+            target,
+            microphone,
+            timestamps=timestamps,
+            warn=_warn,
+            opened=lambda: click.echo(ready, err=True),
+        )
     except StreamError as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,8 +68,11 @@ class Microphone:
     rate: int
     _sd: Any
 
-    async def chunks(self, stop: asyncio.Event) -> AsyncIterator[bytes]:
-        """Recorded chunks as they come, until `stop` is set."""
+    async def chunks(
+        self, stop: asyncio.Event, opened: Callable[[], None] | None = None
+    ) -> AsyncIterator[bytes]:
+        """Recorded chunks as they come, until `stop` is set; `opened` is called once the
+        input is recording."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[bytes] = asyncio.Queue()
 
@@ -80,6 +83,8 @@ class Microphone:
         with self._sd.RawInputStream(
             samplerate=self.rate, channels=1, dtype="int16", blocksize=blocksize, callback=callback
         ):
+            if opened is not None:
+                opened()
             stopping = asyncio.create_task(stop.wait())
             try:
                 while True:
@@ -102,10 +107,16 @@ def open_microphone() -> Microphone:
 
 
 def run_listen(
-    target: StreamTarget, microphone: Microphone, *, timestamps: bool, warn: Warn
+    target: StreamTarget,
+    microphone: Microphone,
+    *,
+    timestamps: bool,
+    warn: Warn,
+    opened: Callable[[], None],
 ) -> StreamSummary:
     """`theo listen`: the microphone's transcript on stdout until Ctrl-C (or SIGTERM), then
-    the open utterance's final."""
+    the open utterance's final. `opened` is called when the session is ready and the
+    microphone records."""
     printer = TranscriptPrinter.for_stream(sys.stdout, timestamps=timestamps)
 
     async def run() -> StreamSummary:
@@ -113,7 +124,7 @@ def run_listen(
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-        chunks = microphone.chunks(stop)
+        chunks = microphone.chunks(stop, opened)
         return await stream_session(target, chunks, microphone.rate, printer, Pacer(), warn)
 
     return asyncio.run(run())

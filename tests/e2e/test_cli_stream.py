@@ -12,12 +12,14 @@ import subprocess
 import sys
 import time
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from serve.cli_display import CLEAR_LINE, DIM, RESET
 from tests.conftest import API_KEY
+from tests.pulse import VirtualMicrophone
 from tests.realtime.helpers import norm_words, stream_wer
 from tests.support import clips, wer
 
@@ -26,8 +28,16 @@ THEO = [sys.executable, "-m", "serve.cli"]
 STAMPED = re.compile(r"^\[(\d\d:\d\d\.\d) - (\d\d:\d\d\.\d)\] (.+)$")
 
 
-def theo(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*THEO, *args], capture_output=True, text=True, timeout=timeout)
+def theo(
+    *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*THEO, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def on_terminal(*args: str, timeout: float = 120) -> tuple[int, str]:
@@ -116,9 +126,50 @@ def test_stream_errors_are_clear(serve_url: str, tmp_path: Path) -> None:
     assert fmt.returncode == 2 and "--format applies to batch" in fmt.stderr
 
 
-def test_listen_without_an_audio_input_says_so(serve_url: str) -> None:
-    """This machine kind has no sound card: `theo listen` must say why it cannot listen."""
-    out = theo("listen", "--url", serve_url, "--api-key", API_KEY, timeout=60)
+@pytest.fixture(scope="module")
+def microphone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VirtualMicrophone]:
+    mic = VirtualMicrophone(tmp_path_factory.mktemp("pulse"))
+    mic.start()
+    yield mic
+    mic.stop()
+
+
+def test_listen_transcribes_the_microphone_until_ctrl_c(
+    serve_url: str, microphone: VirtualMicrophone
+) -> None:
+    """A real audio input: PortAudio -> ALSA's pulse plugin -> a PulseAudio source that plays
+    a clip. Speech after the "listening" line is transcribed; Ctrl-C ends with exit 0."""
+    import signal
+
+    clip = clips()["6930-75918-0000.wav"]
+    proc = subprocess.Popen(
+        [*THEO, "listen", "--timestamps", "--url", serve_url, "--api-key", API_KEY],
+        env={**os.environ, **microphone.env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        ready = proc.stderr.readline()
+        assert ready.startswith("listening on ") and "Ctrl-C stops" in ready, ready
+        microphone.play(clip.path).wait(timeout=30)
+        time.sleep(1.0)  # the endpoint's silence
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    matches = [STAMPED.match(line) for line in out.splitlines()]
+    assert matches and all(matches), out
+    assert stream_wer(clip.transcript, " ".join(m.group(3) for m in matches if m)) <= 0.15
+
+
+def test_listen_without_an_audio_input_says_so(serve_url: str, tmp_path: Path) -> None:
+    """No sound server to record from: `theo listen` says why it cannot listen."""
+    nothing = {"PULSE_SERVER": f"unix:{tmp_path / 'no-server'}"}
+    out = theo("listen", "--url", serve_url, "--api-key", API_KEY, timeout=60, env=nothing)
     assert out.returncode == 1, out.stdout
     message = out.stderr.strip()
     assert message.startswith("Error: no audio input"), message

@@ -1,16 +1,14 @@
-"""The browser of the UI tests: Debian's `chromium` (installed with apt-get when missing, so a
-fresh machine needs no manual step), driven by Playwright from PyPI through `executable_path`
-(never `playwright install`). The fake capture device plays a WAV file as the microphone."""
+"""The browser of the Chromium tests: Debian's `chromium` (installed with apt-get when missing),
+driven by Playwright from PyPI through `executable_path` (never `playwright install`). The fake
+capture device plays a WAV file as the microphone."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
-CHROMIUM = Path(os.environ.get("THEO_CHROMIUM", "/usr/bin/chromium"))
-INSTALL_TIMEOUT_S = 900
+from tests.system_packages import ensure_packages
+
+CHROMIUM = Path("/usr/bin/chromium")
 QUIET_FLAGS = (
     "--disable-background-networking",
     "--disable-component-update",
@@ -24,31 +22,9 @@ QUIET_FLAGS = (
 )
 
 
-def _apt(*args: str) -> subprocess.CompletedProcess[str]:
-    prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    return subprocess.run(
-        [*prefix, "apt-get", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=INSTALL_TIMEOUT_S,
-    )
-
-
 def ensure_chromium() -> Path:
-    """The Chromium binary, installed from Debian's packages if it is not there yet."""
-    if CHROMIUM.exists():
-        return CHROMIUM
-    if shutil.which("apt-get") is None:
-        raise RuntimeError(f"{CHROMIUM} is missing and there is no apt-get to install it")
-    install = ("install", "-y", "-q", "--no-install-recommends", "chromium")
-    result = _apt(*install)
-    if result.returncode != 0:  # a fresh machine has no package lists yet
-        _apt("update", "-q")
-        result = _apt(*install)
-    if result.returncode != 0 or not CHROMIUM.exists():
-        raise RuntimeError(f"could not install chromium: {result.stderr[-2000:]}")
+    if not CHROMIUM.exists():
+        ensure_packages("chromium")
     return CHROMIUM
 
 
