@@ -20,7 +20,7 @@ def _installed(package: str) -> bool:
 def _apt(*args: str) -> subprocess.CompletedProcess[str]:
     prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
     return subprocess.run(
-        [*prefix, "apt-get", *args],
+        [*prefix, "apt-get", "-o", "DPkg::Lock::Timeout=300", *args],
         capture_output=True,
         text=True,
         env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
