@@ -1,8 +1,10 @@
-"""Load shedding for partials: at most `limit` partial decodes in flight per gateway replica.
+"""Load shedding for optional decodes: at most `limit` partial or speculative-final decodes in
+flight per gateway replica, all sessions together.
 
-Finals (and the speculative final of a pause) never wait here, so under load partials become
-less frequent while finals do not queue behind other sessions' partials in the engine. A
-session that finds the gate full is woken when a slot frees.
+Finals never wait here, so under load partials become less frequent and speculation stops
+(the final is then decoded at the end of speech) while finals do not queue behind other
+sessions' optional work in the engine. A session that finds the gate full is woken when a slot
+frees.
 """
 
 from __future__ import annotations

@@ -470,6 +470,8 @@ class StreamingSession:
         done = self._speculative is not None and self._speculative[0] == key
         if position < key[1] or done or self._carry_start is not None:
             return False
+        if self.partial_gate is not None and not self.partial_gate.try_acquire(self._wake):
+            return False
         try:
             result = await self.policy.decode_final(self.ring.read(*key), self._request())
         except asyncio.CancelledError:
@@ -477,6 +479,9 @@ class StreamingSession:
         except Exception as exc:
             logger.warning("speculative final failed: %r", exc)
             return False
+        finally:
+            if self.partial_gate is not None:
+                self.partial_gate.release()
         self._speculative = (key, result)
         text = self.policy.observe(result)
         if text is not None and self.config.enable_partial_transcripts and self._is_open(segment):

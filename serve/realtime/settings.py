@@ -13,8 +13,8 @@ class RealtimeSettings(BaseSettings):
     partial_interval_ms: int = Field(default=500, ge=100, le=10_000)
     """Re-decode the open segment after this much new audio (encoder-decoder models)."""
     max_concurrent_partials: int = Field(default=2, ge=1)
-    """Partial decodes in flight per gateway replica, all sessions together (finals are not
-    limited): under load partials thin out instead of delaying finals."""
+    """Partial and speculative-final decodes in flight per gateway replica, all sessions
+    together (finals are not limited): under load they thin out instead of delaying finals."""
     tail_padding_ms: int = Field(default=200, ge=0, le=1_000)
     """Silence kept after the end of speech in the audio of a final."""
     ring_buffer_s: float = Field(default=45.0, ge=5.0, le=600.0)

@@ -5,6 +5,7 @@ reached through `PULSE_SERVER`."""
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -59,6 +60,10 @@ def firefox(env: dict[str, str]) -> Iterator[Any]:
         yield client
     finally:
         client.cleanup()
+        # Drop the profile objects now: their finalizers fail at interpreter exit.
+        client.instance = None
+        del client
+        gc.collect()
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: Callable[[], str]) -> Any:
