@@ -3,6 +3,7 @@ jfk.wav), a fresh page per test, and the folder where screenshots are kept."""
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,11 +26,15 @@ def artifacts_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def screenshot(artifacts_dir: Path) -> Any:
-    """`screenshot(page, name)`: a full-page PNG kept in the artifacts folder."""
+    """`screenshot(page, name)`: a full-page PNG of a Playwright page or a Marionette session,
+    kept in the artifacts folder."""
 
     def take(page: Any, name: str) -> Path:
         path = artifacts_dir / f"{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        if hasattr(page, "goto"):  # Playwright
+            page.screenshot(path=str(path), full_page=True)
+        else:  # Marionette: base64 PNG of the whole document
+            path.write_bytes(base64.b64decode(page.screenshot(full=True)))
         _saved.append(path)
         return path
 

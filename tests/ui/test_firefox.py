@@ -73,7 +73,7 @@ def open_page(browser: Any, serve_url: str) -> None:
 
 
 def test_firefox_microphone_to_partials_and_finals(
-    browser: Any, serve_url: str, microphone: VirtualMicrophone
+    browser: Any, serve_url: str, microphone: VirtualMicrophone, screenshot: Any
 ) -> None:
     from marionette_driver.by import By
 
@@ -95,6 +95,7 @@ def test_firefox_microphone_to_partials_and_finals(
         return now["vad"] == "listening" and stream_wer(clip.transcript, finals) <= 0.15
 
     wait_until(done, 30, lambda: str(shown(browser)))
+    assert screenshot(browser, "ui-firefox-microphone").stat().st_size > 0
     seen = shown(browser)["seen"]
     assert seen["states"][:3] == ["connecting", "listening", "speech"], seen["states"]
     assert seen["maxPartials"] <= 1, "a partial is replaced in place, never repeated"
