@@ -32,8 +32,8 @@ STARTUP_TIMEOUT_S = 90
 
 
 @contextmanager
-def firefox(env: dict[str, str]) -> Iterator[Any]:
-    """A headless Firefox session with `env` added to its environment."""
+def firefox(env: dict[str, str], log: Path) -> Iterator[Any]:
+    """A headless Firefox session with `env` added to its environment; its output in `log`."""
     from marionette_driver.marionette import Marionette
 
     if not FIREFOX.exists():
@@ -48,6 +48,7 @@ def firefox(env: dict[str, str]) -> Iterator[Any]:
             headless=True,
             prefs=PREFS,
             startup_timeout=STARTUP_TIMEOUT_S,
+            gecko_log=str(log),
         )
         client.start_session()
     finally:

@@ -6,6 +6,7 @@ upload to SRT with its download link."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,8 +31,8 @@ def microphone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VirtualMicr
 
 
 @pytest.fixture(scope="module")
-def browser(microphone: VirtualMicrophone) -> Iterator[Any]:
-    with firefox(microphone.env) as client:
+def browser(microphone: VirtualMicrophone, artifacts_dir: Path) -> Iterator[Any]:
+    with firefox(microphone.env, artifacts_dir / "firefox.log") as client:
         yield client
 
 
