@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +70,7 @@ class Microphone:
 
     async def chunks(
         self, stop: asyncio.Event, opened: Callable[[], None] | None = None
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """Recorded chunks as they come, until `stop` is set; `opened` is called once the
         input is recording."""
         loop = asyncio.get_running_loop()

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
+from contextlib import AsyncExitStack, aclosing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,7 @@ class StreamSummary:
         return " ".join(e["text"].strip() for e in self.finals if e["text"].strip())
 
 
-async def file_chunks(audio: Audio, speed: float, pacer: Pacer) -> AsyncIterator[bytes]:
+async def file_chunks(audio: Audio, speed: float, pacer: Pacer) -> AsyncGenerator[bytes, None]:
     """16 kHz audio as PCM16 chunks of `CHUNK_MS`, `speed` x real time, plus server pauses."""
     step = SAMPLE_RATE * CHUNK_MS // 1000
     started = time.monotonic()
@@ -103,6 +104,7 @@ class EventPump:
         self.summary = StreamSummary()
         self.fatal: str | None = None
         self._seen = 0
+        self._stopped = asyncio.Event()
 
     def drain(self) -> None:
         received = self.client.record.received
@@ -135,12 +137,15 @@ class EventPump:
         self.warn(message)
 
     async def run(self) -> None:
-        while True:
+        """Until the connection closes or `stop` is called; then the last events."""
+        while not (self.client.closed or self._stopped.is_set()):
             self.drain()
-            if self.client.closed:
-                self.drain()
-                return
-            await asyncio.sleep(EVENT_POLL_S)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), EVENT_POLL_S)
+        self.drain()
+
+    def stop(self) -> None:
+        self._stopped.set()
 
 
 async def _expect(client: RealtimeClient, kind: str, pump: EventPump) -> None:
@@ -152,41 +157,51 @@ async def _expect(client: RealtimeClient, kind: str, pump: EventPump) -> None:
         raise StreamError(reason) from None
 
 
+async def _open(stack: AsyncExitStack, target: StreamTarget) -> RealtimeClient:
+    from websockets.exceptions import InvalidHandshake
+
+    try:
+        return await stack.enter_async_context(RealtimeClient(target.url(), target.headers()))
+    except (OSError, InvalidHandshake, TimeoutError) as exc:
+        raise StreamError(f"cannot open a realtime session at {target.url()} ({exc})") from None
+
+
 async def stream_session(
     target: StreamTarget,
-    chunks: AsyncIterator[bytes],
+    chunks: AsyncGenerator[bytes, None],
     rate: int,
     printer: TranscriptPrinter,
     pacer: Pacer,
     warn: Warn,
 ) -> StreamSummary:
     """Open a session, configure it, send every chunk, then close it and wait for its finals."""
-    from websockets.exceptions import ConnectionClosed, InvalidHandshake
+    from websockets.exceptions import ConnectionClosed
 
-    client = RealtimeClient(target.url(), target.headers())
-    try:
-        await client.__aenter__()
-    except (OSError, InvalidHandshake, TimeoutError) as exc:
-        raise StreamError(f"cannot open a realtime session at {target.url()} ({exc})") from None
-    pump = EventPump(client, printer, pacer, warn)
-    watcher = asyncio.create_task(pump.run())
-    try:
-        await _expect(client, "session.created", pump)
-        configure = {"type": "session.configure", "input_sample_rate": rate}
-        await client.send_json({**configure, "hot_words": list(target.hot_words)})
-        await _expect(client, "session.updated", pump)
-        async for chunk in chunks:
-            if pump.fatal or client.closed:
-                break
-            await client.send_raw(chunk)
-        if not client.closed:
-            await client.close_session(timeout=CLOSE_TIMEOUT_S)
-    except (ConnectionClosed, TimeoutError):
-        pass
-    finally:
-        await client.__aexit__(None, None, None)
-        await watcher
-        printer.clear()
+    async with AsyncExitStack() as stack:
+        source = await stack.enter_async_context(aclosing(chunks))
+        client = await _open(stack, target)
+        pump = EventPump(client, printer, pacer, warn)
+        watcher = asyncio.create_task(pump.run())
+
+        async def stop_watching() -> None:
+            pump.stop()
+            await watcher
+            printer.clear()
+
+        stack.push_async_callback(stop_watching)
+        try:
+            await _expect(client, "session.created", pump)
+            configure = {"type": "session.configure", "input_sample_rate": rate}
+            await client.send_json({**configure, "hot_words": list(target.hot_words)})
+            await _expect(client, "session.updated", pump)
+            async for chunk in source:
+                if pump.fatal or client.closed:
+                    break
+                await client.send_raw(chunk)
+            if not client.closed:
+                await client.close_session(timeout=CLOSE_TIMEOUT_S)
+        except (ConnectionClosed, TimeoutError):
+            pass  # the server ended the session: `pump` says how
     if pump.fatal:
         raise StreamError(pump.fatal)
     if pump.summary.closed is None:
