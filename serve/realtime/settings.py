@@ -12,7 +12,7 @@ class RealtimeSettings(BaseSettings):
 
     partial_interval_ms: int = Field(default=500, ge=100, le=10_000)
     """Re-decode the open segment after this much new audio (encoder-decoder models)."""
-    max_concurrent_partials: int = Field(default=2, ge=1)
+    max_concurrent_partials: int = Field(default=1, ge=1)
     """Partial and speculative-final decodes in flight per gateway replica, all sessions
     together (finals are not limited): under load they thin out instead of delaying finals."""
     tail_padding_ms: int = Field(default=200, ge=0, le=1_000)
