@@ -130,12 +130,19 @@ def measure(record: StreamRecord, silence_timeout_ms: int, stats: RunStats) -> N
             stats.rate_limited += 1
 
 
-async def one_session(url: str, plan: Program, stats: RunStats) -> None:
+async def one_session(
+    url: str, plan: Program, stats: RunStats, silence_timeout_ms: int | None
+) -> None:
     async with RealtimeClient(url) as client:
-        created = await client.wait_for("session.created")
+        config = (await client.wait_for("session.created"))["config"]
+        if silence_timeout_ms is not None:
+            await client.send_json(
+                {"type": "session.configure", "silence_timeout_ms": silence_timeout_ms}
+            )
+            config = (await client.wait_for("session.updated"))["config"]
         await client.stream(plan.audio, speed=1.0)
         await client.close_session(timeout=120)
-    measure(client.record, created["config"]["silence_timeout_ms"], stats)
+    measure(client.record, config["silence_timeout_ms"], stats)
     stats.references.append(plan.reference)
     stats.hypotheses.append(
         " ".join(e["text"] for e in client.record.events if e["type"] == "transcript.final")
@@ -188,14 +195,18 @@ def batch_totals(base_url: str) -> tuple[float, float]:
 
 
 async def run_level(
-    base_url: str, clips: list[tuple[np.ndarray, str]], sessions: int, seconds: float
+    base_url: str,
+    clips: list[tuple[np.ndarray, str]],
+    sessions: int,
+    seconds: float,
+    silence_timeout_ms: int | None = None,
 ) -> RunStats:
     stats = RunStats(sessions)
     url = realtime_url(base_url, model=MODEL, language="en")
     plans = [program(clips, i, seconds) for i in range(sessions)]
     before = await asyncio.to_thread(batch_totals, base_url)
     cpu_before = server_cpu_seconds()
-    await asyncio.gather(*(one_session(url, plan, stats) for plan in plans))
+    await asyncio.gather(*(one_session(url, plan, stats, silence_timeout_ms) for plan in plans))
     stats.cpu_per_audio_s = (server_cpu_seconds() - cpu_before) / sum(
         len(plan.audio) / 16_000 for plan in plans
     )
@@ -230,7 +241,7 @@ async def sweep(base_url: str, args: argparse.Namespace) -> None:
     print("     |        |    p50    p95    |     p50    p95        |    p50    p95     |")
     best = 0
     for sessions in args.sessions:
-        stats = await run_level(base_url, clips, sessions, args.seconds)
+        stats = await run_level(base_url, clips, sessions, args.seconds, args.silence_timeout_ms)
         report(stats)
         if stats.sustained:
             best = max(best, sessions)
@@ -265,6 +276,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--partial-interval-ms", type=int, help="THEO_REALTIME__PARTIAL_INTERVAL_MS for this run"
+    )
+    parser.add_argument(
+        "--silence-timeout-ms", type=int, help="session.configure the endpointing silence"
     )
     parser.add_argument("--url", help="use a running Theo instead of starting one")
     parser.add_argument("--keep-going", action="store_true", help="run every level")
