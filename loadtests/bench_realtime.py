@@ -291,6 +291,9 @@ def main() -> None:
         asyncio.run(sweep(args.url, args))
         return
 
+    # Ray starts workers at nice 15; the replicas measured here should compete with the
+    # clients (and anything else on the machine) at normal priority.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     from engines.bundled import install_tiny_en
     from serve import local
     from serve.settings import TheoSettings
