@@ -40,6 +40,8 @@ class EngineSettings(DeploymentSettings):
     """An engine deployment: it asks Ray for `{<engine resource>: custom_resource}` per replica."""
 
     custom_resource: float = Field(default=1.0, gt=0)
+    max_queued_requests: int = Field(default=512, ge=-1)
+    """Calls waiting for a full replica beyond this are refused: clients get 503 + Retry-After."""
     device: str = "cpu"
     compute_type: str = "int8"
     cpu_threads: int = Field(default=0, ge=0)
