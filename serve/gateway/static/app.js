@@ -46,11 +46,15 @@ function setVad(state) {
   $("vad-label").textContent = VAD_LABELS[state];
 }
 
+let modelsRequest = 0;
+
 async function loadModels() {
   const select = $("model");
   const previous = select.value;
+  const request = ++modelsRequest;
   try {
     const models = await listModels(settings.apiKey());
+    if (request !== modelsRequest) return; // a newer load (another key) answers instead
     select.replaceChildren(
       ...models.map((model) => {
         const option = document.createElement("option");
@@ -65,6 +69,7 @@ async function loadModels() {
     if (!models.length) showError("The server has no models.");
     else showError(null);
   } catch (error) {
+    if (request !== modelsRequest) return;
     select.replaceChildren();
     showError(`Could not load the models: ${error.message}`);
   }
