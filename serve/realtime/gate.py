@@ -1,10 +1,10 @@
 """Load shedding for optional decodes: at most `limit` partial or speculative-final decodes in
 flight per gateway replica, all sessions together.
 
-Finals never wait here, so under load partials become less frequent and speculation stops
-(the final is then decoded at the end of speech) while finals do not queue behind other
-sessions' optional work in the engine. A session that finds the gate full is woken when a slot
-frees.
+Finals never wait here and go first: while any session of the replica has a final in the
+engine, no optional decode starts. Under load partials become less frequent and speculation
+stops (the final is then decoded at the end of speech) instead of finals queueing behind other
+sessions' optional work. A session that finds the gate closed is woken when it opens.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ class PartialGate:
             raise ValueError("limit must be at least 1")
         self.limit = limit
         self.busy = 0
+        self.finals = 0
         self._waiting: set[asyncio.Event] = set()
 
     def try_acquire(self, wake: asyncio.Event) -> bool:
-        """Take a slot, or remember `wake` to set when one frees."""
-        if self.busy < self.limit:
+        """Take a slot, or remember `wake` to set when the gate opens."""
+        if self.busy < self.limit and not self.finals:
             self.busy += 1
             self._waiting.discard(wake)
             return True
@@ -31,6 +32,17 @@ class PartialGate:
 
     def release(self) -> None:
         self.busy -= 1
+        self._wake_all()
+
+    def final_started(self) -> None:
+        self.finals += 1
+
+    def final_done(self) -> None:
+        self.finals -= 1
+        if not self.finals:
+            self._wake_all()
+
+    def _wake_all(self) -> None:
         waiting, self._waiting = self._waiting, set()
         for wake in waiting:
             wake.set()

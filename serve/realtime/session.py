@@ -375,10 +375,7 @@ class StreamingSession:
                 result = speculative[1]
             else:
                 audio = self.ring.read(start, job.end)
-                result = await retrying(
-                    lambda: self.policy.decode_final(audio, request),
-                    retry_window_s=self.settings.retry_window_s,
-                )
+                result = await self._decode_final(audio, request)
         except EngineFailureError as exc:
             self._carry_start = start
             self._segment_finished()
@@ -393,6 +390,19 @@ class StreamingSession:
             usable_context = self.capabilities.initial_prompt and not self.policy.looped
             self._previous_text = final.text if usable_context else None
         await self.emit(SegmentDone(segment_id, final, speech_end_ms, audio_end_ms))
+
+    async def _decode_final(self, audio: Audio, request: DecodeRequest) -> TranscriptionResult:
+        """The final's decode, retried; optional decodes of the replica wait meanwhile."""
+        if self.partial_gate is not None:
+            self.partial_gate.final_started()
+        try:
+            return await retrying(
+                lambda: self.policy.decode_final(audio, request),
+                retry_window_s=self.settings.retry_window_s,
+            )
+        finally:
+            if self.partial_gate is not None:
+                self.partial_gate.final_done()
 
     def _segment_finished(self) -> None:
         if self._unfinished:

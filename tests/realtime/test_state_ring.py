@@ -96,3 +96,19 @@ async def test_partial_gate_limits_and_wakes_waiters() -> None:
     gate.release()
     gate.release()
     assert gate.busy == 0
+
+
+async def test_finals_close_the_partial_gate_until_they_are_done() -> None:
+    import asyncio
+
+    from serve.realtime.gate import PartialGate
+
+    gate = PartialGate(limit=4)
+    wake = asyncio.Event()
+    gate.final_started()
+    assert not gate.try_acquire(wake), "no optional decode while a final is in the engine"
+    gate.final_started()
+    gate.final_done()
+    assert not wake.is_set() and not gate.try_acquire(wake)
+    gate.final_done()
+    assert wake.is_set() and gate.try_acquire(wake)
