@@ -20,6 +20,8 @@ RAY_ENV = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
     "RAY_AUTH_MODE": "disabled",
     "RAY_USAGE_STATS_ENABLED": "0",
+    # Ray starts workers at nice 15; a local service should not yield to every other process.
+    "RAY_worker_niceness": "0",
 }
 LOCAL_ENGINE_SLOTS = 16
 """How many engine replicas of each kind the local node offers (Ray custom resources)."""

@@ -276,14 +276,15 @@ class WhisperBackend(STTBackend):
         step = 0
         pending = list(range(total))
         while pending:
-            groups: dict[tuple[float, int], list[int]] = defaultdict(list)
+            groups: dict[tuple[float, int, int], list[int]] = defaultdict(list)
             for i in pending:
                 ladder = decodings[i].job.options.temperatures or (0.0,)
                 temperature = ladder[min(step, len(ladder) - 1)]
                 sot_index = decodings[i].prompt.index(decodings[i].tokenizer.sot)
-                groups[(temperature, sot_index)].append(i)
-            for (temperature, _), indices in groups.items():
-                self._generate(encoded, total, decodings, indices, temperature)
+                beam = decodings[i].job.options.beam_size or self.beam_size
+                groups[(temperature, sot_index, beam)].append(i)
+            for (temperature, _, beam), indices in groups.items():
+                self._generate(encoded, total, decodings, indices, temperature, beam)
             still = []
             for i in pending:
                 d = decodings[i]
@@ -306,9 +307,9 @@ class WhisperBackend(STTBackend):
         decodings: list[_Decoding],
         indices: list[int],
         temperature: float,
+        beam_size: int,
     ) -> None:
         greedy = temperature == 0
-        beam_size = decodings[indices[0]].job.options.beam_size or self.beam_size
         results = self._model.model.generate(
             _subset(encoded, indices, total),
             [decodings[i].prompt for i in indices],
