@@ -26,13 +26,14 @@ from serve.realtime.policy import DecodeRequest, PartialPolicy
 
 logger = logging.getLogger(__name__)
 
-CTC_PARTIAL_INTERVAL_MS = 80
+CTC_PARTIAL_INTERVAL_MS = 160
 """How much new audio makes the session hand it to the engine: small, because the engine
 decides when a chunk is complete and a partial should go out as soon as it is."""
 
 
 class NativePartialPolicy(PartialPolicy):
     partial_interval_ms = CTC_PARTIAL_INTERVAL_MS
+    gated = False
 
     def __init__(
         self,

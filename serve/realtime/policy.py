@@ -45,6 +45,9 @@ class PartialPolicy(abc.ABC):
     """A repetition loop was seen: the session stops giving the engine prompt context."""
     partial_interval_ms: int | None = None
     """New audio that triggers a partial; None uses the session setting."""
+    gated: bool = True
+    """Partials wait for the replica's partial gate (they compete with finals for a shared
+    batcher). Native streams feed state that later partials need, so they are not gated."""
 
     @abc.abstractmethod
     def open_segment(self) -> None:

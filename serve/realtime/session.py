@@ -454,7 +454,8 @@ class StreamingSession:
         interval_ms = self.policy.partial_interval_ms or self.settings.partial_interval_ms
         if position - mark < to_samples(interval_ms):
             return False
-        if self.partial_gate is not None and not self.partial_gate.try_acquire(self._wake):
+        gate = self.partial_gate if self.policy.gated else None
+        if gate is not None and not gate.try_acquire(self._wake):
             return False
         self._partial_mark = position
         audio = self.ring.read(segment.start, position)
@@ -466,8 +467,8 @@ class StreamingSession:
             logger.warning("partial decode failed: %r", exc)
             return True
         finally:
-            if self.partial_gate is not None:
-                self.partial_gate.release()
+            if gate is not None:
+                gate.release()
         if text is not None and self._is_open(segment):
             await self.emit(PartialTranscript(self._next_id, text, to_ms(position)))
         return True
