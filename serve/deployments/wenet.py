@@ -11,22 +11,25 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray import serve
 
 from engines.base import (
     Audio,
-    HealthState,
     SegmentResult,
     StreamSegment,
     TranscribeOptions,
     TranscriptionResult,
 )
 from engines.manifest import parse_manifest_arg
+from serve.deployments.ops import EngineOps
 from serve.metrics import EngineMetrics
 from serve.settings import TheoSettings
 from serve.telemetry.tracing import Carrier, continued, span
+
+if TYPE_CHECKING:
+    from engines.wenet.backend import WenetBackend
 
 IDLE_STREAM_TIMEOUT_S = 300.0
 
@@ -36,7 +39,9 @@ class StreamLostError(RuntimeError):
 
 
 @serve.deployment(max_ongoing_requests=256)
-class WenetDeployment:
+class WenetDeployment(EngineOps):
+    backend: WenetBackend
+
     def __init__(self, manifest: dict[str, Any], settings: dict[str, Any]) -> None:
         from engines.wenet.backend import WenetBackend
 
@@ -116,17 +121,5 @@ class WenetDeployment:
             self.backend.close_idle_streams(IDLE_STREAM_TIMEOUT_S)
 
     # -- ops ---------------------------------------------------------------------------------
-    async def health(self) -> dict[str, str]:
-        state = self.backend.health()
-        return {"state": state.state.value, "detail": state.detail}
-
-    def check_health(self) -> None:
-        state = self.backend.health()
-        if state.state is not HealthState.READY:
-            raise RuntimeError(f"wenet backend not ready: {state.detail}")
-
-    async def metrics_text(self) -> str:
-        return self.metrics.exposition()
-
     async def active_streams(self) -> int:
         return self.backend.num_streams

@@ -15,13 +15,13 @@ from ray import serve
 from engines.base import (
     SAMPLE_RATE,
     Audio,
-    HealthState,
     SegmentResult,
     TranscribeOptions,
     TranscriptionResult,
 )
 from engines.manifest import ModelManifest, parse_manifest_arg
 from engines.whisper.backend import WhisperBackend, WindowJob, WindowOutput
+from serve.deployments.ops import EngineOps
 from serve.metrics import EngineMetrics
 from serve.settings import TheoSettings
 from serve.telemetry.batching import BatchTimer, QueuedWindow
@@ -38,7 +38,9 @@ from serve.telemetry.tracing import (
 
 
 @serve.deployment(max_ongoing_requests=128)
-class WhisperDeployment:
+class WhisperDeployment(EngineOps):
+    backend: WhisperBackend
+
     def __init__(self, manifest: dict[str, Any], settings: dict[str, Any]) -> None:
         self.manifest: ModelManifest = parse_manifest_arg(manifest)
         spec = TheoSettings(**settings).whisper
@@ -135,15 +137,3 @@ class WhisperDeployment:
     def _observe_rtf(self, started: float, duration: float) -> None:
         if duration > 0:
             self.metrics.real_time_factor.observe((time.perf_counter() - started) / duration)
-
-    async def health(self) -> dict[str, str]:
-        state = self.backend.health()
-        return {"state": state.state.value, "detail": state.detail}
-
-    def check_health(self) -> None:
-        state = self.backend.health()
-        if state.state is not HealthState.READY:
-            raise RuntimeError(f"whisper backend not ready: {state.detail}")
-
-    async def metrics_text(self) -> str:
-        return self.metrics.exposition()
