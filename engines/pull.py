@@ -51,8 +51,45 @@ def default_name(repo: str) -> str:
     return tail if tail.startswith("whisper") else f"whisper-{tail}"
 
 
+def pull_archive(url: str, models_dir: Path, *, model_name: str | None = None) -> Path:
+    """Download a model tarball (a WeNet export, say) with a progress bar and install it."""
+    import tempfile
+
+    import httpx
+    from tqdm import tqdm
+
+    from engines.install import InstallError, add_model_archive
+
+    with tempfile.TemporaryDirectory(prefix="theo-pull-") as tmp:
+        archive = Path(tmp) / "model.tar"
+        try:
+            with httpx.stream("GET", url, follow_redirects=True, timeout=30) as response:
+                response.raise_for_status()
+                total = int(response.headers.get("content-length", 0)) or None
+                with (
+                    archive.open("wb") as out,
+                    tqdm(
+                        total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1]
+                    ) as bar,
+                ):
+                    for block in response.iter_bytes(1 << 20):
+                        out.write(block)
+                        bar.update(len(block))
+        except httpx.HTTPError as exc:
+            raise PullError(f"cannot download {url}: {exc}") from None
+        try:
+            return add_model_archive(archive, models_dir, name=model_name)
+        except InstallError as exc:
+            raise PullError(str(exc)) from None
+
+
 def pull(name: str, models_dir: Path, *, model_name: str | None = None) -> Path:
-    """Download into `<models_dir>/<model_name>/model` (progress bars on stderr)."""
+    """Download into `<models_dir>/<model_name>/model` (progress bars on stderr).
+
+    An http(s) URL is a model tarball (e.g. a WeNet export); anything else names a
+    CTranslate2 Whisper model on Hugging Face."""
+    if name.startswith(("http://", "https://")):
+        return pull_archive(name, models_dir, model_name=model_name)
     from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.errors import HfHubHTTPError
 

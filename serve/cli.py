@@ -227,12 +227,30 @@ def models_bundled(settings: TheoSettings) -> None:
         click.echo(f"installed {path.parent.name} ({path})")
 
 
+@models.command("add")
+@click.argument("directory", type=click.Path(exists=True, file_okay=True, path_type=Path))
+@click.option("--name", default=None, help="Model name (default: the manifest's or folder's).")
+@click.option("--language", default="en", show_default=True, help="For a bare WeNet export.")
+@click.pass_obj
+def models_add(settings: TheoSettings, directory: Path, name: str | None, language: str) -> None:
+    """Install a model folder or tarball offline (a WeNet export, or any folder with theo.yaml)."""
+    from engines.install import InstallError, add_model_archive, add_model_dir
+
+    install = add_model_archive if directory.is_file() else add_model_dir
+    try:
+        path = install(directory, settings.models_dir, name=name, language=language)
+    except InstallError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"installed {path.parent.name} ({path})")
+
+
 @main.command()
 @click.argument("model")
 @click.option("--name", default=None, help="Model name (default derived from the repo).")
 @click.option("--models-dir", type=click.Path(path_type=Path), default=None)
 def pull(model: str, name: str | None, models_dir: Path | None) -> None:
-    """Download a CTranslate2 Whisper MODEL (alias or Hugging Face repo id)."""
+    """Download MODEL: a CTranslate2 Whisper alias or Hugging Face repo id, or the URL of a
+    model tarball (e.g. a WeNet export)."""
     from engines.pull import PullError
     from engines.pull import pull as do_pull
 
