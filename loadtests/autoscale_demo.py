@@ -219,7 +219,7 @@ def main() -> None:
 
     models_dir = Path(tempfile.mkdtemp(prefix="theo-autoscale-models-"))
     install_bundled(models_dir)
-    port = free_port()
+    port = local.free_port()
     settings = TheoSettings(
         port=port,
         models_dir=models_dir,
@@ -291,14 +291,6 @@ def wait_scale_down(recorder: Recorder, timeout_s: float, settle_s: float = 10.0
                 return
         else:
             alone_since = None
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_healthy(url: str, timeout_s: float = 180) -> None:

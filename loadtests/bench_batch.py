@@ -92,14 +92,6 @@ def served_throughput(url: str, payloads: list[tuple[bytes, float]], clients: in
     return seconds / (time.perf_counter() - started)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--audio-dir", type=Path, default=SHARED)
@@ -126,7 +118,7 @@ def main() -> None:
     print(f"bare batched pipeline, per request:   {bare:7.2f} audio-s/s", flush=True)
     print(f"bare batched pipeline, clips joined:  {joined:7.2f} audio-s/s (packing bound)")
 
-    port = free_port()
+    port = local.free_port()
     settings = TheoSettings(
         port=port,
         models_dir=models_dir,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -30,12 +29,6 @@ MODEL = "wenet-standard"
 
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def engine_chunks(model_dir: Path, audio: np.ndarray, quantized: bool) -> None:
@@ -113,7 +106,7 @@ def main() -> None:
     audio = decode_audio_bytes(args.audio.read_bytes())[: int(16_000 * args.seconds)]
     engine_chunks(model_dir, audio, args.quantized)
 
-    port = free_port()
+    port = local.free_port()
     settings = TheoSettings(
         port=port, models_dir=models_dir, models=[MODEL], gateway={"num_cpus": 0.1}
     )

@@ -254,14 +254,6 @@ async def sweep(base_url: str, args: argparse.Namespace) -> None:
     )
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--audio-dir", type=Path, default=SHARED)
@@ -300,7 +292,7 @@ def main() -> None:
 
     models_dir = Path(tempfile.mkdtemp(prefix="theo-bench-models-"))
     install_tiny_en(models_dir)
-    port = free_port()
+    port = local.free_port()
     settings = TheoSettings(
         port=port,
         models_dir=models_dir,

@@ -73,6 +73,15 @@ def deploy(settings: TheoSettings, *, blocking: bool = False) -> None:
     serve.run(app, name=settings.app_name, route_prefix="/", blocking=blocking)
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now (tests, benchmarks and demos start servers on it)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
 def shutdown() -> None:
     import ray
     from ray import serve

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import free_port
+from serve.local import free_port
 
 API_KEY = "test-key"
 WENET_MODEL = "wenet-playback"

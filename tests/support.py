@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import os
 import re
-import socket
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,9 +48,3 @@ def wer(reference: str, hypothesis: str) -> float:
 
 def corpus_wer(references: list[str], hypotheses: list[str]) -> float:
     return float(jiwer.wer([normalize(r) for r in references], [normalize(h) for h in hypotheses]))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

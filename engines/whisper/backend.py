@@ -348,21 +348,22 @@ class WhisperBackend(STTBackend):
         tok = d.tokenizer
         pieces = split_timestamped(chosen.tokens, tok.timestamp_begin, tok.eot, d.job.duration)
         seek = round(d.job.offset * FRAMES_PER_SECOND)
+        texts = [tok.decode(p.text_tokens) for p in pieces]
         return [
             SegmentResult(
                 id=0,
                 start=round(d.job.offset + p.start, 3),
                 end=round(d.job.offset + p.end, 3),
-                text=tok.decode(p.text_tokens),
+                text=text,
                 tokens=p.tokens,
                 seek=seek,
                 temperature=chosen.temperature,
                 avg_logprob=chosen.avg_logprob,
-                compression_ratio=compression_ratio(tok.decode(p.text_tokens)),
+                compression_ratio=compression_ratio(text),
                 no_speech_prob=chosen.no_speech_prob,
             )
-            for p in pieces
-            if tok.decode(p.text_tokens).strip()
+            for p, text in zip(pieces, texts, strict=True)
+            if text.strip()
         ]
 
     def _add_words(

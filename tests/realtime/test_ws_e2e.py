@@ -231,10 +231,10 @@ async def test_unknown_model_and_bad_key_close_with_1008(
         assert (await client.wait_for("session.created"))["model"] == MODEL
 
 
-def engine_replica_names(models_dir: Path) -> list[str]:
+def engine_replica_names(models_dir: Path, model: str = MODEL) -> list[str]:
     import ray
 
-    manifest = load_manifest(models_dir / MODEL / "theo.yaml")
+    manifest = load_manifest(models_dir / model / "theo.yaml")
     deployment = engine_deployment_name(manifest)
     return [
         actor["name"]

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.support import free_port
+from serve.local import free_port
 from tests.system_packages import ensure_packages
 
 FIREFOX = Path("/usr/bin/firefox-esr")
