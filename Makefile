@@ -22,7 +22,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check serve engines tests loadtests
+	$(BIN)/ruff check serve engines cli tests loadtests
 	$(BIN)/mypy
 
 bench: install

@@ -13,6 +13,7 @@ import logging
 import shutil
 from pathlib import Path
 
+from engines.languages import LANGUAGE_NAMES
 from engines.manifest import (
     MANIFEST_FILENAME,
     Architecture,
@@ -22,7 +23,6 @@ from engines.manifest import (
     Resources,
     write_manifest,
 )
-from engines.whisper.languages import LANGUAGE_NAMES
 
 logger = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ def wenet_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def theo(*args: str, models_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "THEO_MODELS_DIR": str(models_dir)}
     return subprocess.run(
-        [sys.executable, "-m", "serve.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         capture_output=True,
         text=True,
         timeout=120,

@@ -32,13 +32,13 @@ from engines.base import (
     TranscriptionResult,
 )
 from engines.manifest import ModelManifest
+from engines.text import join_words
 from engines.wenet.config import EndpointConfig, WenetConfig, parse_config
 from engines.wenet.decoder import DecoderStats, DecodeSettings, StreamingDecoder, Update
 from engines.wenet.features import NUM_MEL_BINS
 from engines.wenet.hot_words import ContextGraphCache
 from engines.wenet.model import AsrModel, EncoderState
 from engines.wenet.results import file_segments, stream_segment
-from engines.wenet.text import join_words
 from engines.wenet.units import UnitTable
 
 logger = logging.getLogger(__name__)

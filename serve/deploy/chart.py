@@ -24,7 +24,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
@@ -39,11 +38,11 @@ from serve.builder import (
     engine_user_config,
     serve_config,
 )
-from serve.deploy.helmtool import REPO_ROOT, coalesce, merge_values_files
+from serve.deploy.helmtool import CHART_DIR, REPO_ROOT, coalesce, load_yaml, merge_values_files
+from serve.deploy.k8s import generated_k8s_files
 from serve.deploy.values_doc import with_values_table
 from serve.settings import TheoSettings
 
-CHART_DIR = REPO_ROOT / "charts" / "theo"
 DEFAULTS_FILE = CHART_DIR / "files" / "builder-defaults.json"
 SCHEMA_FILE = CHART_DIR / "values.schema.json"
 README_FILE = CHART_DIR / "README.md"
@@ -70,13 +69,6 @@ class ValuesSettings(TheoSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings,)
-
-
-def load_yaml(path: Path) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping")
-    return data
 
 
 def chart_values(*layers: Mapping[str, Any]) -> dict[str, Any]:
@@ -243,8 +235,6 @@ def generated_chart_files() -> dict[Path, str]:
 
 
 def generated_files() -> dict[Path, str]:
-    from serve.deploy.k8s import generated_k8s_files
-
     return {**generated_chart_files(), **generated_k8s_files()}
 
 

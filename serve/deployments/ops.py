@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engines.base import HealthState, STTBackend
-from serve.metrics import EngineMetrics
+from serve.telemetry.metrics import EngineMetrics
 
 
 class EngineOps:

@@ -24,8 +24,8 @@ from engines.base import (
 )
 from engines.manifest import parse_manifest_arg
 from serve.deployments.ops import EngineOps
-from serve.metrics import EngineMetrics
 from serve.settings import TheoSettings
+from serve.telemetry.metrics import EngineMetrics
 from serve.telemetry.tracing import Carrier, continued, span
 
 if TYPE_CHECKING:

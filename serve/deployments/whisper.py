@@ -22,10 +22,10 @@ from engines.base import (
 from engines.manifest import ModelManifest, parse_manifest_arg
 from engines.whisper.backend import WhisperBackend, WindowJob, WindowOutput
 from serve.deployments.ops import EngineOps
-from serve.metrics import EngineMetrics
 from serve.settings import TheoSettings
 from serve.telemetry.batching import BatchTimer, QueuedWindow
 from serve.telemetry.logs import configure_logging
+from serve.telemetry.metrics import EngineMetrics
 from serve.telemetry.tracing import (
     Carrier,
     ServerSpan,

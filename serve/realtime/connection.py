@@ -57,8 +57,8 @@ from serve.realtime.protocol import (
 from serve.realtime.registry import SESSIONS, SessionEntry, SessionRegistry
 from serve.realtime.session import StreamingSession, to_ms
 from serve.realtime.settings import RealtimeSettings
+from serve.realtime.telemetry import SessionTelemetry
 from serve.realtime.vad import shared_silero
-from serve.telemetry.realtime import SessionTelemetry
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from engines.base import Audio, StreamSegment, TranscribeOptions, TranscriptionResult, WordTiming
 from engines.manifest import Capabilities
-from engines.wenet.text import join_words
+from engines.text import join_words
 from serve.realtime.engine import Transcriber, transcribe_once
 from serve.realtime.events import FinalTranscript
 from serve.realtime.hypothesis import confidence, usable_segments

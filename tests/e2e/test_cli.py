@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import API_KEY
 from tests.support import clips, wer
 
-THEO = [sys.executable, "-m", "serve.cli"]
+THEO = [sys.executable, "-m", "cli"]
 
 
 def run(

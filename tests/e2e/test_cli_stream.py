@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from serve.cli_display import CLEAR_LINE, DIM, RESET
+from cli.display import CLEAR_LINE, DIM, RESET
 from tests.conftest import API_KEY
 from tests.pulse import VirtualMicrophone
 from tests.realtime.helpers import norm_words, stream_wer
 from tests.support import clips, wer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
-THEO = [sys.executable, "-m", "serve.cli"]
+THEO = [sys.executable, "-m", "cli"]
 STAMPED = re.compile(r"^\[(\d\d:\d\d\.\d) - (\d\d:\d\d\.\d)\] (.+)$")
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from cli.realtime_client import float_to_pcm16
 from engines.base import Audio
 from serve.audio import decode_audio_bytes
-from serve.realtime.pcm import float_to_pcm16
 from tests.support import clips, normalize, wer
 
 ENGLISH = ("jfk.wav", "6930-75918-0000.wav", "7902-96591-0000.wav")

@@ -12,15 +12,14 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, WebSocket
 
+from cli.realtime_client import RealtimeClient, float_to_pcm16
 from engines.manifest import ModelManifest
 from engines.whisper.backend import WhisperBackend
 from serve.errors import ModelNotFoundError
 from serve.local import free_port
-from serve.realtime.client import RealtimeClient
 from serve.realtime.connection import Mode, ModelChoice, RealtimeConnection
 from serve.realtime.engine import backend_transcriber
 from serve.realtime.gate import PartialGate
-from serve.realtime.pcm import float_to_pcm16
 from serve.realtime.protocol import SessionConfig
 from serve.realtime.settings import RealtimeSettings
 from tests.realtime.helpers import clip_audio, clip_text, silence, stream_wer

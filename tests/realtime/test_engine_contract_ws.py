@@ -15,8 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
-from serve.realtime.client import RealtimeClient, realtime_url
-from serve.realtime.pcm import float_to_pcm16
+from cli.realtime_client import RealtimeClient, float_to_pcm16, realtime_url
 from tests.conftest import API_KEY, WENET_MODEL
 from tests.realtime.helpers import (
     assert_monotonic,

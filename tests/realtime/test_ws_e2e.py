@@ -14,11 +14,10 @@ import httpx
 import numpy as np
 import pytest
 
+from cli.realtime_client import RealtimeClient, float_to_pcm16, realtime_url
 from engines.base import Audio
 from engines.manifest import load_manifest
 from serve.builder import engine_deployment_name
-from serve.realtime.client import RealtimeClient, realtime_url
-from serve.realtime.pcm import float_to_pcm16
 from tests.conftest import API_KEY
 from tests.realtime.helpers import (
     assert_monotonic,

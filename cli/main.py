@@ -103,7 +103,7 @@ def transcribe(
     if stream:
         if ctx.get_parameter_source("response_format") is click.core.ParameterSource.COMMANDLINE:
             raise click.UsageError("--format applies to batch transcription, not to --stream")
-        from serve.cli_stream import StreamError, StreamTarget, run_file
+        from cli.stream import StreamError, StreamTarget, run_file
 
         target = StreamTarget(url, model, api_key, language, words)
         try:
@@ -113,7 +113,7 @@ def transcribe(
         return
     import httpx
 
-    from serve.cli_upload import plan_progress, post_transcription
+    from cli.upload import plan_progress, post_transcription
 
     data: dict[str, str] = {"model": model, "response_format": response_format}
     if language:
@@ -164,8 +164,8 @@ def listen(
     api_key: str | None,
 ) -> None:
     """Transcribe the microphone live until Ctrl-C."""
-    from serve.cli_listen import NoMicrophoneError, open_microphone, run_listen
-    from serve.cli_stream import StreamError, StreamTarget
+    from cli.listen import NoMicrophoneError, open_microphone, run_listen
+    from cli.stream import StreamError, StreamTarget
 
     try:
         microphone = open_microphone()

@@ -22,9 +22,9 @@ from serve.realtime.gate import PartialGate
 from serve.realtime.protocol import ProtocolError, validate_config
 from serve.realtime.registry import SESSIONS
 from serve.realtime.settings import RealtimeSettings
+from serve.realtime.telemetry import SessionTelemetry
 from serve.routing import ModelRouter
 from serve.settings import TheoSettings
-from serve.telemetry.realtime import SessionTelemetry
 
 router = APIRouter()
 MAX_REASON_BYTES = 120
