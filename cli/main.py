@@ -211,7 +211,7 @@ def models(ctx: click.Context, models_dir: Path | None, as_json: bool) -> None:
         caps = m.capabilities
         flags = [k for k, v in caps.model_dump().items() if v is True]
         langs = ",".join(caps.languages) if len(caps.languages) <= 3 else f"{len(caps.languages)}"
-        click.echo(f"{name:24} {m.engine.value:15} {caps.architecture.value:16} langs={langs}")
+        click.echo(f"{name:24} {m.engine:15} {caps.architecture.value:16} langs={langs}")
         click.echo(f"{'':24} {' '.join(flags)}")
     for error in registry.errors:
         click.echo(f"invalid: {error}", err=True)

@@ -1,4 +1,12 @@
-"""The one interface every engine implements, and the engine-neutral result types.
+"""The interfaces engines implement, and the engine-neutral result types.
+
+- `STTBackend`: every engine. The serving deployment (`serve.deployments.engine`) calls
+  `load`, `health` and `transcribe_file`.
+- `NativeStreamingBackend`: engines whose models keep per-session decoder state. The
+  deployment drives `open_stream` / `accept` / `close_stream` with one call per audio chunk
+  of a realtime session (sticky replicas), and `close_idle_streams` for sessions whose gateway
+  vanished. Engines without it still serve realtime sessions: the gateway re-decodes the open
+  segment through `transcribe_file` (LocalAgreement).
 
 Results are plain dataclasses so they cross Ray handle calls (pickled) and stay free of any
 engine library type.
@@ -7,10 +15,12 @@ engine library type.
 from __future__ import annotations
 
 import abc
+import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -106,7 +116,10 @@ class Health:
 
 
 class STTBackend(abc.ABC):
-    """A loaded model of one engine. Engine libraries are imported inside `load`, not here."""
+    """A loaded model of one engine. Engine libraries are imported inside `load`, not here.
+
+    Constructed as `Backend(manifest, **settings.backend_overrides())` in each replica.
+    """
 
     def __init__(self, manifest: ModelManifest) -> None:
         self.manifest = manifest
@@ -129,14 +142,66 @@ class STTBackend(abc.ABC):
     async def transcribe_file(
         self, audio: Audio, options: TranscribeOptions
     ) -> TranscriptionResult:
-        """Transcribe a whole utterance or file (any length)."""
+        """Transcribe a whole utterance or file (any length). Run blocking work in a thread
+        (`asyncio.to_thread`): the replica's event loop serves other calls meanwhile."""
 
-    def transcribe_stream(
+
+StreamT = TypeVar("StreamT")
+
+
+class StreamNotFoundError(KeyError):
+    """The session's decoder state is not on this replica (it restarted, or never opened)."""
+
+
+class NativeStreamingBackend(STTBackend, Generic[StreamT]):
+    """An engine that decodes audio as it arrives and keeps each session's state (`StreamT`).
+
+    Partials (`is_final=False`) replace each other until the final of the same `segment_id`;
+    ids increase by one per final; times are seconds on the session's clock. The blocking
+    methods run in a worker thread of the replica; sessions may run concurrently.
+    """
+
+    @abc.abstractmethod
+    def open_stream(
+        self,
+        session_id: str,
+        options: TranscribeOptions,
+        *,
+        first_segment_id: int = 0,
+        time_offset: float = 0.0,
+    ) -> StreamT:
+        """A new session (replacing one with the same id). `first_segment_id` and
+        `time_offset` let a session resume on another replica by replaying its audio."""
+
+    @abc.abstractmethod
+    def get_stream(self, session_id: str) -> StreamT | None: ...
+
+    @abc.abstractmethod
+    def accept(self, stream: StreamT, audio: Audio) -> list[StreamSegment]:
+        """Decode a chunk of audio (any length); blocking."""
+
+    @abc.abstractmethod
+    def finish(self, stream: StreamT) -> list[StreamSegment]:
+        """End of input: the remaining finals; the stream is closed afterwards. Blocking."""
+
+    @abc.abstractmethod
+    def close_stream(self, stream: StreamT | str) -> None:
+        """Drop a session's state without decoding the rest."""
+
+    @abc.abstractmethod
+    def close_idle_streams(self, max_idle_s: float) -> list[str]:
+        """Close sessions without audio for `max_idle_s`; returns their ids."""
+
+    async def transcribe_stream(
         self, chunks: AsyncIterator[Audio], options: TranscribeOptions
     ) -> AsyncIterator[StreamSegment]:
-        """Transcribe audio as it arrives, yielding partials then a final per segment.
-
-        Engines without native streaming leave this unimplemented; the realtime session then
-        drives `transcribe_file` over its ring buffer with a partial policy.
-        """
-        raise NotImplementedError(f"{type(self).__name__} has no native streaming")
+        """In-process streaming over the same contract (tests, benchmarks)."""
+        stream = self.open_stream(f"local-{uuid.uuid4().hex}", options)
+        try:
+            async for chunk in chunks:
+                for segment in await asyncio.to_thread(self.accept, stream, chunk):
+                    yield segment
+            for segment in await asyncio.to_thread(self.finish, stream):
+                yield segment
+        finally:
+            self.close_stream(stream)

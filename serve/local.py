@@ -10,7 +10,8 @@ from typing import Any
 
 from engines.manifest import ManifestError
 from engines.registry import ModelRegistry
-from serve.builder import ENGINE_RESOURCE, app_args, selected_manifests
+from engines.spec import registered_engines
+from serve.builder import app_args, selected_manifests
 from serve.settings import TheoSettings
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def start_local_ray(num_cpus: int | None = None) -> str:
     import ray
 
     temp_dir = tempfile.mkdtemp(prefix="theo-ray-")
-    resources = {name: float(LOCAL_ENGINE_SLOTS) for name in ENGINE_RESOURCE.values()}
+    resources = {spec.key: float(LOCAL_ENGINE_SLOTS) for spec in registered_engines().values()}
     ray.init(
         address="local",
         num_cpus=num_cpus or max(8, os.cpu_count() or 1),

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from engines.base import TranscribeOptions
-from engines.manifest import EngineName, load_manifest
+from engines.manifest import load_manifest
 from serve.audio import decode_audio_bytes
 from tests.support import clips, wer
 
@@ -61,7 +61,7 @@ def test_models_add_bare_wenet_export(wenet_export: Path, tmp_path: Path) -> Non
     out = theo("models", "add", str(wenet_export), "--name", "wenet-u2pp", models_dir=tmp_path)
     assert out.returncode == 0, out.stderr
     manifest = load_manifest(tmp_path / "wenet-u2pp" / "theo.yaml")
-    assert manifest.engine is EngineName.WENET
+    assert manifest.engine == "wenet"
     assert manifest.capabilities.architecture.value == "ctc"
     # The generated manifest keeps WeNet's default attention rescoring, which this test
     # model's random decoder perturbs slightly; the CTC playback itself is exact.

@@ -1,10 +1,9 @@
 """`WenetBackend`: one shared WeNet model per replica, any number of concurrent streams.
 
-Two ways to stream:
-- `transcribe_stream(chunks, options)`: the `STTBackend` async generator.
-- `open_stream` / `accept` / `finish` / `close_stream`: synchronous, one call per audio chunk,
-  for a Serve deployment that receives each chunk of a session in a separate handle call and
-  keeps the session's decoder state between calls (sticky routing by session id).
+Streams through the `NativeStreamingBackend` contract: `open_stream` / `accept` / `finish` /
+`close_stream`, synchronous, one call per audio chunk, for a Serve deployment that receives each
+chunk of a session in a separate handle call and keeps the session's decoder state between
+calls (sticky routing by session id); `transcribe_stream` is the in-process generator over them.
 """
 
 from __future__ import annotations
@@ -13,8 +12,7 @@ import asyncio
 import logging
 import threading
 import time
-import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +24,8 @@ from engines.base import (
     Audio,
     Health,
     HealthState,
+    NativeStreamingBackend,
     StreamSegment,
-    STTBackend,
     TranscribeOptions,
     TranscriptionResult,
 )
@@ -72,7 +70,7 @@ class WenetStream:
         return self.decoder.time_offset + self.decoder.audio_seconds
 
 
-class WenetBackend(STTBackend):
+class WenetBackend(NativeStreamingBackend[WenetStream]):
     def __init__(self, manifest: ModelManifest, **overrides: Any) -> None:
         """`overrides` (e.g. `num_threads` from deployment settings) win over the manifest's
         `engine_config`; falsy ones are ignored."""
@@ -338,19 +336,6 @@ class WenetBackend(STTBackend):
     @staticmethod
     def _segments(stream: WenetStream, updates: Sequence[Update]) -> list[StreamSegment]:
         return [stream_segment(u, stream.language) for u in updates]
-
-    async def transcribe_stream(
-        self, chunks: AsyncIterator[Audio], options: TranscribeOptions
-    ) -> AsyncIterator[StreamSegment]:
-        stream = self.open_stream(f"local-{uuid.uuid4().hex}", options)
-        try:
-            async for chunk in chunks:
-                for segment in await asyncio.to_thread(self.accept, stream, chunk):
-                    yield segment
-            for segment in await asyncio.to_thread(self.finish, stream):
-                yield segment
-        finally:
-            self.close_stream(stream)
 
 
 def check_vocabulary(model: AsrModel, units: int) -> None:

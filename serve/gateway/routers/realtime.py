@@ -24,17 +24,10 @@ from serve.realtime.registry import SESSIONS
 from serve.realtime.settings import RealtimeSettings
 from serve.realtime.telemetry import SessionTelemetry
 from serve.routing import ModelRouter
-from serve.settings import TheoSettings
 
 router = APIRouter()
 MAX_REASON_BYTES = 120
 """A close frame's reason is at most 123 bytes."""
-
-
-def realtime_settings(settings: TheoSettings) -> RealtimeSettings:
-    """`settings.realtime` once the service settings carry it; defaults until then."""
-    nested = getattr(settings, "realtime", None)
-    return nested if isinstance(nested, RealtimeSettings) else RealtimeSettings()
 
 
 _gates: dict[int, PartialGate] = {}
@@ -88,7 +81,7 @@ async def realtime_socket(
             await refuse(websocket, "missing_model", "The 'model' query parameter is required.")
             return
         model = available[0].name
-    settings = realtime_settings(context.settings)
+    settings = context.settings.realtime
     try:
         config = validate_config({"language": language})
         connection = RealtimeConnection(
@@ -100,7 +93,7 @@ async def realtime_socket(
             config=config,
             partial_gate=partial_gate(settings),
             telemetry=SessionTelemetry(
-                context.metrics, model, context.router.resolve(model).manifest.engine.value
+                context.metrics, model, context.router.resolve(model).manifest.engine
             ),
         )
     except ModelNotFoundError as exc:
