@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +83,27 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def wait_healthy(
+    url: str, timeout_s: float = 180.0, *, process: subprocess.Popen[str] | None = None
+) -> None:
+    """Poll `url/health` until it answers 200 (every model loaded). Raises `RuntimeError` after
+    `timeout_s`, or as soon as `process` (a server being started) exits, with its output."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise RuntimeError(f"the server exited with {process.returncode}:\n{output}")
+        try:
+            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"Theo at {url} did not become healthy in {timeout_s:.0f} s")
 
 
 def shutdown() -> None:

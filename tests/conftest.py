@@ -4,11 +4,9 @@ private local Ray, over loopback. API keys are on, so every client sends `API_KE
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from serve.local import free_port
@@ -65,16 +63,7 @@ def serve_url(models_dir: Path) -> Iterator[str]:
     try:
         local.deploy(settings)
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        else:
-            raise RuntimeError("Theo did not become healthy in 180 s")
+        local.wait_healthy(url)
         os.environ["THEO_TEST_URL"] = url
         yield url
     finally:

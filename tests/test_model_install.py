@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import http.server
-import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -20,6 +18,7 @@ import pytest
 from engines.base import TranscribeOptions
 from engines.manifest import load_manifest
 from serve.audio import decode_audio_bytes
+from tests import support
 from tests.support import clips, wer
 
 TEXT = "ask not what your country can do for you"
@@ -38,14 +37,7 @@ def wenet_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def theo(*args: str, models_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "THEO_MODELS_DIR": str(models_dir)}
-    return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    return support.theo(*args, env={"THEO_MODELS_DIR": str(models_dir)})
 
 
 def transcribe(manifest_path: Path) -> str:
