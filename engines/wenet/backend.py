@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ import numpy as np
 from engines.base import (
     SAMPLE_RATE,
     Audio,
+    EngineStream,
     Health,
     HealthState,
     NativeStreamingBackend,
@@ -42,18 +41,13 @@ from engines.wenet.units import UnitTable
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class WenetStream:
+@dataclass(kw_only=True)
+class WenetStream(EngineStream):
     """One streaming session's decoder state on this replica."""
 
-    session_id: str
     options: TranscribeOptions
     language: str | None
     decoder: StreamingDecoder
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    opened_at: float = field(default_factory=time.monotonic)
-    last_active: float = field(default_factory=time.monotonic)
-    closed: bool = False
 
     @property
     def stats(self) -> DecoderStats:
@@ -79,8 +73,6 @@ class WenetBackend(NativeStreamingBackend[WenetStream]):
         self._model: AsrModel | None = None
         self._units: UnitTable | None = None
         self._graphs: ContextGraphCache | None = None
-        self._streams: dict[str, WenetStream] = {}
-        self._streams_lock = threading.Lock()
         self._health = Health(HealthState.LOADING)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -148,8 +140,7 @@ class WenetBackend(NativeStreamingBackend[WenetStream]):
         return [directory / (cfg.quantized_model_file if cfg.quantized else cfg.model_file)]
 
     def unload(self) -> None:
-        with self._streams_lock:
-            self._streams.clear()
+        self.close_all_streams()
         if self._model is not None:
             self._model.close()
         self._model = None
@@ -258,8 +249,8 @@ class WenetBackend(NativeStreamingBackend[WenetStream]):
             batch_sizes=[1] * decoder.stats.encoder_calls,
         )
 
-    # -- streams ----------------------------------------------------------------------------
-    def open_stream(
+    # -- streams (the session table is `NativeStreamingBackend`'s) ------------------------------
+    def new_stream(
         self,
         session_id: str,
         options: TranscribeOptions,
@@ -267,71 +258,26 @@ class WenetBackend(NativeStreamingBackend[WenetStream]):
         first_segment_id: int = 0,
         time_offset: float = 0.0,
     ) -> WenetStream:
-        """A new decoding session (replacing one with the same id).
-
-        `first_segment_id` and `time_offset` let a session resume on another replica by
-        replaying its buffered audio: ids continue after the last final the client saw and
-        times stay on the session's clock.
-        """
         decoder = self._decoder(
             self.config.decoding_chunk_size,
             options,
             first_segment_id=first_segment_id,
             time_offset=time_offset,
         )
-        stream = WenetStream(session_id, options, self._language(options), decoder)
-        with self._streams_lock:
-            old = self._streams.pop(session_id, None)
-            self._streams[session_id] = stream
-        if old is not None:
-            old.closed = True
-        return stream
+        return WenetStream(
+            session_id=session_id,
+            options=options,
+            language=self._language(options),
+            decoder=decoder,
+        )
 
-    def get_stream(self, session_id: str) -> WenetStream | None:
-        with self._streams_lock:
-            return self._streams.get(session_id)
-
-    @property
-    def num_streams(self) -> int:
-        return len(self._streams)
-
-    def accept(self, stream: WenetStream, audio: Audio) -> list[StreamSegment]:
-        """Decode a chunk of audio (any length); a partial per processed encoder chunk and a
-        final per endpoint. Blocking: call it from a worker thread in async code."""
-        with stream.lock:
-            if stream.closed:
-                raise RuntimeError(f"stream {stream.session_id} is closed")
-            stream.last_active = time.monotonic()
-            updates = stream.decoder.accept(np.asarray(audio, dtype=np.float32))
+    def decode(self, stream: WenetStream, audio: Audio) -> list[StreamSegment]:
+        """A partial per processed encoder chunk and a final per endpoint."""
+        updates = stream.decoder.accept(np.asarray(audio, dtype=np.float32))
         return self._segments(stream, updates)
 
-    def finish(self, stream: WenetStream) -> list[StreamSegment]:
-        """End of input: the remaining finals; the stream is closed afterwards."""
-        with stream.lock:
-            updates = [] if stream.closed else stream.decoder.finish()
-        self.close_stream(stream)
-        return self._segments(stream, updates)
-
-    def close_stream(self, stream: WenetStream | str) -> None:
-        """Drop a session's state (client gone) without decoding the rest."""
-        session_id = stream if isinstance(stream, str) else stream.session_id
-        with self._streams_lock:
-            found = self._streams.get(session_id)
-            if found is not None and (isinstance(stream, str) or found is stream):
-                del self._streams[session_id]
-        if found is not None and (isinstance(stream, str) or found is stream):
-            found.closed = True
-        if isinstance(stream, WenetStream):
-            stream.closed = True
-
-    def close_idle_streams(self, max_idle_s: float) -> list[str]:
-        """Close sessions without audio for `max_idle_s`; returns their ids."""
-        now = time.monotonic()
-        with self._streams_lock:
-            idle = [s for s in self._streams.values() if now - s.last_active > max_idle_s]
-        for stream in idle:
-            self.close_stream(stream)
-        return [s.session_id for s in idle]
+    def flush(self, stream: WenetStream) -> list[StreamSegment]:
+        return self._segments(stream, stream.decoder.finish())
 
     @staticmethod
     def _segments(stream: WenetStream, updates: Sequence[Update]) -> list[StreamSegment]:

@@ -9,8 +9,6 @@ segment (a final). Whole files and realtime sessions run the same detector.
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from engines.base import (
     SAMPLE_RATE,
     Audio,
+    EngineStream,
     Health,
     HealthState,
     NativeStreamingBackend,
@@ -204,29 +203,22 @@ class Detector:
         return final
 
 
-@dataclass
-class DtmfStream:
-    session_id: str
+@dataclass(kw_only=True)
+class DtmfStream(EngineStream):
     detector: Detector
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    last_active: float = field(default_factory=time.monotonic)
-    closed: bool = False
 
 
 class DtmfBackend(NativeStreamingBackend[DtmfStream]):
     def __init__(self, manifest: ModelManifest, **overrides: Any) -> None:
         super().__init__(manifest)
         self.config = DtmfConfig.model_validate({**manifest.engine_config, **overrides})
-        self._streams: dict[str, DtmfStream] = {}
-        self._lock = threading.Lock()
         self._health = Health(HealthState.LOADING)
 
     def load(self) -> None:
         self._health = Health(HealthState.READY)
 
     def unload(self) -> None:
-        with self._lock:
-            self._streams.clear()
+        self.close_all_streams()
         self._health = Health(HealthState.LOADING, "unloaded")
 
     def health(self) -> Health:
@@ -258,8 +250,8 @@ class DtmfBackend(NativeStreamingBackend[DtmfStream]):
             segments=segments,
         )
 
-    # -- streams -----------------------------------------------------------------------------
-    def open_stream(
+    # -- streams (Theo's NativeStreamingBackend keeps the session table) --------------------------
+    def new_stream(
         self,
         session_id: str,
         options: TranscribeOptions,
@@ -268,43 +260,10 @@ class DtmfBackend(NativeStreamingBackend[DtmfStream]):
         time_offset: float = 0.0,
     ) -> DtmfStream:
         detector = Detector(self.config, segment_id=first_segment_id, time_offset=time_offset)
-        stream = DtmfStream(session_id, detector)
-        with self._lock:
-            old = self._streams.get(session_id)
-            self._streams[session_id] = stream
-        if old is not None:
-            old.closed = True
-        return stream
+        return DtmfStream(session_id=session_id, detector=detector)
 
-    def get_stream(self, session_id: str) -> DtmfStream | None:
-        with self._lock:
-            return self._streams.get(session_id)
+    def decode(self, stream: DtmfStream, audio: Audio) -> list[StreamSegment]:
+        return stream.detector.accept(audio)
 
-    def accept(self, stream: DtmfStream, audio: Audio) -> list[StreamSegment]:
-        with stream.lock:
-            if stream.closed:
-                raise RuntimeError(f"stream {stream.session_id} is closed")
-            stream.last_active = time.monotonic()
-            return stream.detector.accept(audio)
-
-    def finish(self, stream: DtmfStream) -> list[StreamSegment]:
-        with stream.lock:
-            out = [] if stream.closed else stream.detector.finish()
-        self.close_stream(stream)
-        return out
-
-    def close_stream(self, stream: DtmfStream | str) -> None:
-        session_id = stream if isinstance(stream, str) else stream.session_id
-        with self._lock:
-            found = self._streams.get(session_id)
-            if found is not None and (isinstance(stream, str) or found is stream):
-                del self._streams[session_id]
-                found.closed = True
-
-    def close_idle_streams(self, max_idle_s: float) -> list[str]:
-        now = time.monotonic()
-        with self._lock:
-            idle = [s for s in self._streams.values() if now - s.last_active > max_idle_s]
-        for stream in idle:
-            self.close_stream(stream)
-        return [s.session_id for s in idle]
+    def flush(self, stream: DtmfStream) -> list[StreamSegment]:
+        return stream.detector.finish()
