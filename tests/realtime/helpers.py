@@ -136,7 +136,8 @@ async def openai_sdk_transcription(
 ) -> list[Any]:
     """Stream 24 kHz audio through the official SDK's realtime connection in transcription
     mode (server VAD, English) in 100 ms appends at `speed` x real time. Returns the events
-    received until a transcription completes (once all audio is sent, if `until_all_sent`)."""
+    received until a transcription completes, or with `until_all_sent`, until all audio is
+    sent and every utterance the server detected has completed."""
     from openai import AsyncOpenAI
 
     client = AsyncOpenAI(base_url=f"{base_url}/v1", api_key=api_key, max_retries=0)
@@ -168,10 +169,23 @@ async def openai_sdk_transcription(
                 await asyncio.sleep(0.1 / speed)
 
         sender = asyncio.create_task(send())
-        async for event in connection:
-            received.append(event)
-            done = event.type == "conversation.item.input_audio_transcription.completed"
-            if done and (sender.done() or not until_all_sent):
+        spoken: set[str] = set()
+        completed: set[str] = set()
+        while True:
+            try:
+                event = await asyncio.wait_for(connection.recv(), 0.5)
+            except TimeoutError:
+                event = None
+            if event is not None:
+                received.append(event)
+                if event.type == "input_audio_buffer.speech_started":
+                    spoken.add(event.item_id)
+                if event.type == "conversation.item.input_audio_transcription.completed":
+                    completed.add(event.item_id)
+                    if not until_all_sent:
+                        break
+            # Everything sent, and every utterance the server heard has its transcript.
+            if until_all_sent and sender.done() and completed and spoken <= completed:
                 break
         await sender
     return received
