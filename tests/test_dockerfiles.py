@@ -77,13 +77,16 @@ def image(request: pytest.FixtureRequest) -> tuple[str, Dockerfile]:
 
 
 def test_every_engine_declaration_points_at_real_files() -> None:
-    """The image and the extra an engine declares exist; so does its Dockerfile's extra."""
+    """The image and the extra an engine declares exist, and `make install` (the `engines`
+    extra) installs every engine's extra."""
     extras = pyproject()["project"]["optional-dependencies"]  # type: ignore[index]
+    (everything,) = extras["engines"]
+    installed = set(re.fullmatch(r"theo\[([\w,-]+)\]", everything).group(1).split(","))  # type: ignore[union-attr]
     for spec in registered_engines().values():
         if spec.image is not None:
             assert (ROOT / spec.image).is_file(), spec
         if spec.extra is not None:
-            assert spec.extra in extras, spec
+            assert spec.extra in extras and spec.extra in installed, spec
 
 
 def test_same_python_and_ray_in_every_image() -> None:
