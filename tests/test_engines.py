@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -22,10 +23,15 @@ SPECS = sorted(registered_engines().values(), key=lambda spec: spec.name)
 
 
 def test_the_repository_registers_its_engines_through_entry_points() -> None:
-    assert {spec.name: spec.key for spec in SPECS} == {
-        "faster-whisper": "whisper",
-        "wenet": "wenet",
-    }
+    """The registry is what pyproject.toml's `theo.engines` entry points publish."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    points = project["entry-points"]["theo.engines"]
+    assert {"faster-whisper", "wenet"} <= set(points)
+    assert set(registered_engines()) == set(points)
+    for name, target in points.items():
+        module, _, attribute = target.partition(":")
+        assert load_object(target) is registered_engines()[name], (module, attribute)
+    assert len({spec.key for spec in SPECS}) == len(SPECS)
 
 
 def test_an_unknown_engine_is_a_clear_error_naming_the_registered_ones(tmp_path: Path) -> None:
@@ -34,7 +40,9 @@ def test_an_unknown_engine_is_a_clear_error_naming_the_registered_ones(tmp_path:
     with pytest.raises(ManifestError) as info:
         load_manifest(path)
     assert info.value.field == "engine"
-    assert "unknown engine 'kaldi'; registered engines: faster-whisper, wenet" in str(info.value)
+    known = ", ".join(registered_engines())
+    assert f"unknown engine 'kaldi'; registered engines: {known}" in str(info.value)
+    assert "faster-whisper" in known and "wenet" in known
 
 
 def test_a_spec_is_checked_when_it_is_declared() -> None:
