@@ -41,8 +41,3 @@ def decode_audio_bytes(data: bytes) -> Audio:
     if audio.size == 0:
         raise InvalidAudioError("The uploaded file contains no audio samples.")
     return np.clip(audio, -1.0, 1.0)
-
-
-def pcm16_to_float(data: bytes) -> Audio:
-    """Little-endian PCM16 bytes -> float32 in [-1, 1]."""
-    return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0

@@ -4,17 +4,19 @@ private local Ray, over loopback. API keys are on, so every client sends `API_KE
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
+from engines.spec import registered_engines
 from serve.local import free_port
 
 API_KEY = "test-key"
 WENET_MODEL = "wenet-playback"
+CONTRACT_MODELS = {"faster-whisper": "whisper-tiny.en", "wenet": WENET_MODEL}
+"""The model of each registered engine that the contract suites drive (`serve_url` serves
+them): a new engine adds its own here, or the suites fail for it."""
 WENET_PLAYBACK = (
     "and so my fellow americans ask not what your {country|county} can do for you "
     "ask what you can do for your country"
@@ -65,16 +67,7 @@ def serve_url(models_dir: Path) -> Iterator[str]:
     try:
         local.deploy(settings)
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        else:
-            raise RuntimeError("Theo did not become healthy in 180 s")
+        local.wait_healthy(url)
         os.environ["THEO_TEST_URL"] = url
         yield url
     finally:
@@ -91,3 +84,11 @@ def openai_client(serve_url: str):  # type: ignore[no-untyped-def]
     from openai import OpenAI
 
     return OpenAI(base_url=f"{serve_url}/v1", api_key=API_KEY, max_retries=0, timeout=300)
+
+
+@pytest.fixture(params=sorted(registered_engines()))
+def contract_model(request: pytest.FixtureRequest) -> str:
+    """The contract suites run once per registered engine, on that engine's test model."""
+    engine = str(request.param)
+    assert engine in CONTRACT_MODELS, f"engine {engine!r} has no model in CONTRACT_MODELS"
+    return CONTRACT_MODELS[engine]

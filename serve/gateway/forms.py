@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 
-from engines.whisper.languages import normalize_language
+from engines.languages import normalize_language
 from serve.errors import InvalidParameterError
 from serve.gateway.protocol import TranscriptionRequest
 

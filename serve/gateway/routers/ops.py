@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from serve.gateway.context import GatewayContext, get_context
-from serve.metrics import merge_expositions
 from serve.routing import RoutedModel
+from serve.telemetry.metrics import merge_expositions
 
 router = APIRouter()
 PROBE_TIMEOUT_S = 2.0
