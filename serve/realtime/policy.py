@@ -35,6 +35,9 @@ FINAL_TEMPERATURES = (0.0, 0.4, 0.8)
 class DecodeRequest:
     language: str | None
     context: DecodeContext
+    find_speech: bool = False
+    """The session ran no VAD over this audio (client commits): the final decode finds the
+    speech itself, as REST does by default, so committed silence stays silent."""
 
 
 class PartialPolicy(abc.ABC):
@@ -88,7 +91,7 @@ class LocalAgreementPolicy(PartialPolicy):
             hot_words=request.context.hot_words,
             temperatures=FINAL_TEMPERATURES if final else PARTIAL_TEMPERATURES,
             word_timestamps=final and self.capabilities.word_timestamps,
-            vad_filter=False,
+            vad_filter=final and request.find_speech,
             beam_size=None if final else 1,
         )
 

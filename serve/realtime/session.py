@@ -436,7 +436,11 @@ class StreamingSession:
             max_prompt_chars=self.settings.max_prompt_chars,
             session_prompt=self.config.prompt,
         )
-        return DecodeRequest(language=self.config.language, context=context)
+        return DecodeRequest(
+            language=self.config.language,
+            context=context,
+            find_speech=not self.config.vad_enabled,
+        )
 
     async def _idle_work(self) -> bool:
         """In a pause, a speculative final; otherwise a partial once enough audio is new (and
