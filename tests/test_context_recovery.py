@@ -102,17 +102,30 @@ def words(text: str) -> list[str]:
     return [normalize_word(w) for w in text.replace(".", " .").split()]
 
 
-def test_recovered_sentence_the_window_already_has_is_dropped() -> None:
-    # The first decode put the last sentence at the start of the window; the tail decode
-    # finds it again at its real place.
-    have = words("Elle est partie à huit heures.")
-    new = words("Elle est partie à huit heures.")
-    assert repeated_words(have, new) == 6
-    assert repeated_words(words("Bonjour. Elle est partie à huit heures. Merci."), new) == 6
+def window(*segments: str) -> list[list[str]]:
+    return [words(s) for s in segments]
+
+
+def test_recovered_sentence_the_first_decode_put_too_early_is_dropped() -> None:
+    # The first decode transcribed only the window's last sentence, stamped at its start; the
+    # tail decode finds it again at its real place.
+    late = "Elle est partie à huit heures."
+    assert repeated_words(window(late), words(late)) == 6
+    assert repeated_words(window("Bonjour.", late + " Merci."), words(late)) == 6
+
+
+def test_speech_said_twice_in_a_window_is_kept() -> None:
+    # JFK twice in one window: the tail's sentence was said earlier too, for real.
+    jfk = window(
+        "And so my fellow Americans, ask not what your country can do for you,",
+        "ask what you can do for your country.",
+        "And so my fellow Americans, ask not what your country can do for you,",
+    )
+    assert repeated_words(jfk, words("ask what you can do for your country.")) == 0
 
 
 def test_seam_overlap_is_trimmed_and_new_words_kept() -> None:
-    have = words("ask what you can do for your country")
+    have = window("ask what you can do for your country")
     new = words("your country. And so my fellow Americans")
     assert repeated_words(have, new) == 2
     assert entries_to_drop(new, 2) == 3, "the full stop after 'country' goes too"
@@ -120,11 +133,12 @@ def test_seam_overlap_is_trimmed_and_new_words_kept() -> None:
 
 
 def test_new_text_and_short_coincidences_are_kept() -> None:
-    have = words("press one for billing. press two for sales")
+    have = window("press one for billing.", "press two for sales")
     assert repeated_words(have, words("and the weather")) == 0
     assert repeated_words(have, words("for sales")) == 2
     assert repeated_words(have, words("press one")) == 0, "two words elsewhere: coincidence"
     assert repeated_words(have, words("sales sales")) == 0
+    assert repeated_words([], words("first words")) == 0
 
 
 def test_uncovered_tail_needs_a_second_of_audio() -> None:

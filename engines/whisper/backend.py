@@ -277,7 +277,7 @@ class WhisperBackend(STTBackend):
         existing: list[SegmentResult], recovered: list[SegmentResult], tokenizer: Any
     ) -> list[SegmentResult]:
         """The recovered segments less the words they repeat of `existing` (in place)."""
-        have = [normalize_word(w) for s in existing for w in _words(s.tokens, tokenizer)[0]]
+        have = [[normalize_word(w) for w in _words(s.tokens, tokenizer)[0]] for s in existing]
         kept = []
         for segment in recovered:
             words, word_tokens = _words(segment.tokens, tokenizer)
@@ -291,7 +291,7 @@ class WhisperBackend(STTBackend):
                 segment.tokens = stamps[:1] + text_tokens + stamps[1:]
                 segment.text = tokenizer.decode(text_tokens)
                 segment.compression_ratio = compression_ratio(segment.text)
-            have += normalized[drop:]
+            have.append(normalized[drop:])
             kept.append(segment)
         return kept
 

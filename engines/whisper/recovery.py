@@ -5,7 +5,8 @@ Whisper sometimes closes a window early (sequential decoding would seek there an
 The engine decodes the rest of such a window once more. That second decode may transcribe
 again words the first one already has - at the seam, when the first decode's last timestamp
 falls before its last word ends, or whole sentences, when the first decode put a later sentence
-at an early timestamp. `repeated_words` says how much of each recovered segment to drop.
+at an early timestamp (then the window's last segment holds a sentence the tail has again).
+`repeated_words` says how much of each recovered segment to drop.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from collections.abc import Sequence
 TAIL_MIN_SECONDS = 1.0
 """Less untranscribed audio than this at the end of a window is not decoded again."""
 MIN_REPEAT_WORDS = 3
-"""A recovered segment of at least this many words found anywhere in the window is dropped."""
+"""A recovered segment of at least this many words found in the window's last segment is
+dropped."""
 MIN_SEAM_OVERLAP = 2
 """Fewer words than this overlapping at the seam are kept (they may be a real repetition)."""
 
@@ -36,20 +38,24 @@ def normalize_word(word: str) -> str:
     return re.sub(r"[^\w]", "", folded)
 
 
-def repeated_words(existing: Sequence[str], new: Sequence[str]) -> int:
+def repeated_words(existing: Sequence[Sequence[str]], new: Sequence[str]) -> int:
     """How many leading words of a recovered segment (`new`) repeat the window's text so far
-    (`existing`); both are normalised words (`normalize_word`), '' entries are ignored.
+    (`existing`, its segments in time order); all words are normalised (`normalize_word`),
+    '' entries are ignored.
 
-    All of them when the segment, at least `MIN_REPEAT_WORDS` long, occurs anywhere in the
-    window, or, of any length, ends it; otherwise the longest overlap of at least
-    `MIN_SEAM_OVERLAP` words between the end of the window and the start of the segment.
+    All of them when the segment, at least `MIN_REPEAT_WORDS` long, occurs in the window's last
+    segment (the first decode put it too early), or, of any length, ends the window; otherwise
+    the longest overlap of at least `MIN_SEAM_OVERLAP` words between the end of the window and
+    the start of the segment. Text said twice further back in the window is speech said twice,
+    and stays.
     """
-    have = [w for w in existing if w]
+    have = [w for segment in existing for w in segment if w]
+    last = [w for w in existing[-1] if w] if existing else []
     words = [w for w in new if w]
     if not words:
         return 0
     n = len(words)
-    if have[-n:] == words or (n >= MIN_REPEAT_WORDS and _contains(have, words)):
+    if have[-n:] == words or (n >= MIN_REPEAT_WORDS and _contains(last, words)):
         return n
     for k in range(min(len(have), n - 1), MIN_SEAM_OVERLAP - 1, -1):
         if have[-k:] == words[:k]:
