@@ -37,7 +37,7 @@ class PromptHistory:
 
     tokens: tuple[int, ...] = ()
     initial_only: bool = True
-    """Nothing decoded has been added since the start (or the last reset)."""
+    """The tokens are the caller's initial prompt only: nothing decoded, no reset yet."""
 
     @classmethod
     def start(cls, initial_prompt: Sequence[int]) -> PromptHistory:
