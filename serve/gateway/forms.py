@@ -42,7 +42,7 @@ def form_fields(form: FormData) -> dict[str, Any]:
 
 def parse_request(form: FormData, *, translation: bool) -> TranscriptionRequest:
     fields = form_fields(form)
-    for name in ("stream", "vad_filter"):
+    for name in ("stream", "vad_filter", "condition_on_previous_text"):
         if name in fields:
             fields[name] = _bool(name, str(fields[name]))
     if translation:

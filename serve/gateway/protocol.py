@@ -22,6 +22,7 @@ class TranscriptionRequest(BaseModel):
     stream: bool = False
     hot_words: list[str] = Field(default_factory=list)
     vad_filter: bool = True
+    condition_on_previous_text: bool = True
 
 
 class UsageDuration(BaseModel):

@@ -79,6 +79,7 @@ def transcribe_options(
         temperatures=temperature_ladder(request.temperature),
         word_timestamps=words,
         vad_filter=request.vad_filter,
+        condition_on_previous_text=request.condition_on_previous_text,
     )
 
 

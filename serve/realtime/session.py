@@ -440,6 +440,7 @@ class StreamingSession:
             max_prompt_chars=self.settings.max_prompt_chars,
             session_prompt=self.config.prompt,
             language=self.config.language,
+            find_speech=not self.config.vad_enabled,
         )
 
     async def _idle_work(self) -> bool:
