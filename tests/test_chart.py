@@ -540,6 +540,28 @@ def test_pull_script_pulls_missing_models_once(render: Render, tmp_path: Path) -
     assert again.returncode == 0 and len((tmp_path / "calls").read_text().splitlines()) == 1
 
 
+def test_pull_script_pulls_the_pinned_revision(render: Render, tmp_path: Path) -> None:
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    model = {"source": "Systran/faster-whisper-small", "revision": commit, "manifest": {
+        "name": "whisper-small", "engine": "faster-whisper",
+        "capabilities": {"architecture": "encoder-decoder"},
+        "engine_config": {"model_path": "/models/whisper-small/model"}}}  # fmt: skip
+    objects = render({"models": [model], "engines": {"wenet": {"enabled": False}}})
+    data = ks.only(objects, "ConfigMap")["data"]
+    assert data["pull-whisper.txt"].split() == ["whisper-small", model["source"], commit]
+    done = run_pull(pull_script(objects, "whisper"), tmp_path, data, "whisper")
+    assert done.returncode == 0, done.stderr
+    models = tmp_path / "models"
+    assert (tmp_path / "calls").read_text(encoding="utf-8").split() == [
+        "pull", model["source"], "--name", "whisper-small", "--models-dir", str(models),
+        "--revision", commit,
+    ]  # fmt: skip
+    (manifest,) = ks.serve_config(rayservice(objects))["applications"][0]["args"]["manifests"]
+    assert manifest["source"] == {
+        "uri": model["source"], "revision": commit, "commit": None, "sha256": {}
+    }  # fmt: skip
+
+
 def test_pull_script_fails_for_an_unprovisioned_model_and_writes_manifests(
     render: Render, tmp_path: Path
 ) -> None:
