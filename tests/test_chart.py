@@ -820,12 +820,16 @@ def test_network_policies_lock_ray_down(render: Render, name: str) -> None:
     test_pod = peer(NAMESPACE, **own, **{"app.kubernetes.io/component": "test"})
     pull_job = peer(NAMESPACE, **own, **{"app.kubernetes.io/component": "models"})
     ray_ports = (6379, 8265, 10001, 52365, 20000, port)  # GCS, dashboard, client, agent, worker
+    incremental = values["rayService"]["upgradeStrategy"] == "NewClusterWithIncrementalUpgrade"
     for group, labels in pods.items():
         for ray_port in ray_ports:
             assert allowed(objects, labels, ray_port, ray_peer), (group, ray_port)
+            # KubeRay's incremental upgrade routes through per-cluster Services that reach
+            # every worker's proxy; otherwise only gateway pods serve clients.
+            serving = group == "gateway" or (incremental and group != "head")
             for outsider in (stranger, stranger_elsewhere, test_pod, pull_job):
-                reachable = ray_port == port and group == "gateway"
-                if ray_port == port and group == "gateway" and values["networkPolicy"]["serveFrom"]:
+                reachable = ray_port == port and serving
+                if reachable and values["networkPolicy"]["serveFrom"]:
                     reachable = outsider is test_pod
                 assert allowed(objects, labels, ray_port, outsider) is reachable, (group, ray_port)
         assert allowed(objects, labels, 8265, operator) is (group == "head"), group
@@ -843,7 +847,8 @@ def test_network_policies_lock_ray_down(render: Render, name: str) -> None:
         ingress_ns = values["networkPolicy"]["serveFrom"][0]["namespaceSelector"]["matchLabels"]
         controller = peer(ingress_ns["kubernetes.io/metadata.name"], app="controller")
         assert allowed(objects, pods["gateway"], port, controller)
-        assert not allowed(objects, pods["whisper"], port, controller)
+        assert allowed(objects, pods["whisper"], port, controller) is incremental
+        assert not allowed(objects, pods["head"], port, controller)
     opened = render(*layers(name), {"networkPolicy": {"enabled": False}})
     assert not ks.by_kind(opened, "NetworkPolicy")
     assert allowed(opened, pods["head"], 8265, stranger_elsewhere)  # what the default prevents
