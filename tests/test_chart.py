@@ -471,6 +471,9 @@ def test_model_storage_and_pull_init_container(
         # writable: a replica pulls a model added after its pod started (engines.pull.ensure_model)
         mounts = {m["name"]: m for m in ray_container(group)["volumeMounts"]}
         assert mounts["models"] == {"name": "models", "mountPath": "/models"}
+        hf_token = gen.chart_values(*layers(name))["modelPull"]["hfTokenSecret"]["name"]
+        env = {e["name"]: e for e in ray_container(group)["env"]}
+        assert ("HF_TOKEN" in env) is bool(hf_token)  # the replica may pull too
         assert ("initContainers" in pod) == pulls
         if pulls:
             init = pod["initContainers"][0]
