@@ -92,19 +92,12 @@ def namespace_pids(leader: int) -> list[int]:
 
 
 def stop_namespace(process: subprocess.Popen[str]) -> None:
-    """SIGINT to `theo serve` (it stops its Ray); whatever of that namespace is left after a
-    few seconds is killed: nothing it started outlives it, and nothing outside it is touched."""
-    children = [int(p) for p in Path(f"/proc/{process.pid}/task/{process.pid}/children")
-                .read_text().split()] if Path(f"/proc/{process.pid}").exists() else []  # fmt: skip
-    members = namespace_pids(children[0]) if children else []
-    for pid in children:
-        os.kill(pid, signal.SIGINT)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=10)
-    for pid in members:
-        try:
+    """Kill every process of the namespace `theo serve` ran in: its Ray, its sockets and its
+    files (a tmpfs `/tmp`) go with it, and nothing outside the namespace is touched."""
+    task = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    children = [int(pid) for pid in task.read_text().split()] if task.exists() else []
+    for pid in namespace_pids(children[0]) if children else []:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            continue
     process.kill()
     process.wait(timeout=30)
