@@ -7,9 +7,9 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 
-from engines.whisper.languages import normalize_language
 from serve.errors import InvalidParameterError
 from serve.gateway.protocol import TranscriptionRequest
+from serve.languages import LanguageError, validate_language
 
 LIST_FIELDS = {"timestamp_granularities", "hot_words"}
 TRUE_WORDS = {"true", "1", "yes", "on"}
@@ -48,15 +48,10 @@ def parse_request(form: FormData, *, translation: bool) -> TranscriptionRequest:
     if translation:
         for name in ("language", "timestamp_granularities", "hot_words"):
             fields.pop(name, None)
-    if fields.get("language") in ("", None):
-        fields.pop("language", None)
-    elif "language" in fields:
-        code = normalize_language(str(fields["language"]))
-        if code is None:
-            raise InvalidParameterError(
-                "language", f"Unsupported language {fields['language']!r}; use ISO-639-1."
-            )
-        fields["language"] = code
+    try:
+        fields["language"] = validate_language(fields.get("language"))
+    except LanguageError as exc:
+        raise InvalidParameterError("language", str(exc)) from None
     if "model" not in fields:
         raise InvalidParameterError("model", "you must provide a model parameter")
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import logging
 from collections.abc import Callable
@@ -64,6 +65,7 @@ logger = logging.getLogger(__name__)
 
 NORMAL_CLOSURE = 1000
 POLICY_VIOLATION = 1008
+UNEXPECTED_MESSAGE_ERROR = "The message could not be processed; the session goes on."
 
 
 class Mode(StrEnum):
@@ -241,6 +243,10 @@ class RealtimeConnection:
                 await self._on_message(message)
             except ProtocolError as exc:
                 await self.problem(exc)
+            except Exception:
+                # Reported, never silent; the session goes on with the next message.
+                logger.exception("session %s: message failed", self.session.session_id)
+                await self.problem(ProtocolError("internal_error", UNEXPECTED_MESSAGE_ERROR))
 
     async def _on_message(self, message: dict[str, Any]) -> None:
         data: bytes | None = message.get("bytes")
@@ -324,6 +330,16 @@ class RealtimeConnection:
             await self.problem(exc, event.event_id)
 
     async def _update_openai(self, event: SessionUpdate) -> None:
+        """Apply a `session.update`; one that fails changes nothing."""
+        session = self.session
+        saved = (copy.deepcopy(self.openai), session.model, session.capabilities, session.policy)
+        try:
+            await self._apply_openai_update(event)
+        except ProtocolError:
+            self.openai, session.model, session.capabilities, session.policy = saved
+            raise
+
+    async def _apply_openai_update(self, event: SessionUpdate) -> None:
         session = self.session
         self.openai.update(event.session)
         wanted = self.openai.transcription.model
