@@ -61,7 +61,7 @@ def serve_url(models_dir: Path) -> Iterator[str]:
         api_keys=[API_KEY],
         whisper={"max_batch_size": 8, "batch_wait_timeout_s": 0.1, "cpu_threads": 2},
     )
-    local.start_local_ray()
+    local.start_local_ray(settings=settings)
     try:
         local.deploy(settings)
         url = f"http://127.0.0.1:{port}"
