@@ -169,3 +169,27 @@ def test_truncation_rule_per_container() -> None:
     assert wav_declared_seconds(wav_header(16_000, 2, 0)) is None
     samples = pcm16_wav(np.zeros(16_000, dtype=np.float32))
     assert wav_declared_seconds(samples) == pytest.approx(1.0)
+
+
+def test_openapi_describes_the_forms_and_every_error() -> None:
+    from serve.gateway.app import api
+    from serve.gateway.openapi import theo_openapi
+
+    api.openapi_schema = None
+    try:
+        schema = theo_openapi(api, ["whisper-tiny.en"])
+    finally:
+        api.openapi_schema = None
+    post = schema["paths"]["/v1/audio/transcriptions"]["post"]
+    form = post["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"]
+    fields = schema["components"]["schemas"][form.rsplit("/", 1)[1]]
+    assert fields["required"] == ["file", "model"]
+    assert fields["properties"]["file"]["format"] == "binary"
+    assert fields["properties"]["model"]["enum"] == ["whisper-tiny.en"]
+    assert {"400", "401", "404", "413", "415", "500", "503", "504"} <= set(post["responses"])
+    error = post["responses"]["413"]["content"]["application/json"]["schema"]["$ref"]
+    assert error.endswith("/ErrorResponse") and post["security"] == [{"bearerAuth": []}]
+    assert set(post["responses"]["200"]["content"]) >= {"application/json", "text/vtt"}
+    for path, operations in schema["paths"].items():
+        for operation in operations.values():
+            assert "422" not in operation["responses"], path
