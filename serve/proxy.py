@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 CALLBACK_ENV = "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
 CALLBACK = "serve.proxy:middlewares"
 LINGER_S = 2.0
-LINGER_BYTES = 16 << 20
+LINGER_BYTES = 64 << 20
 
 
 class ProxyLimits(BaseSettings):
