@@ -21,8 +21,11 @@ from serve.gateway.protocol import (
     Granularity,
     HealthReport,
     ResponseFormat,
+    StreamError,
     TranscriptionJson,
     TranscriptionVerbose,
+    TranscriptTextDelta,
+    TranscriptTextDone,
 )
 
 REF = "#/components/schemas/{model}"
@@ -44,8 +47,25 @@ TEXT_FORMATS = {
     "text/plain": "`response_format=text`",
     "application/x-subrip": "`response_format=srt`",
     "text/vtt": "`response_format=vtt`",
-    "text/event-stream": "`stream=true`: `transcript.text.delta` events, then "
-    "`transcript.text.done` (or `error`)",
+}
+SSE_EVENT: dict[str, Any] = {
+    "description": "`stream=true`: each event's `data` is one JSON object, "
+    "`transcript.text.delta` per segment, then `transcript.text.done` (or `error`).",
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {
+                "oneOf": [
+                    {"$ref": REF.format(model=name)}
+                    for name in ("TranscriptTextDelta", "TranscriptTextDone", "StreamError")
+                ]
+            },
+        },
+        "event": {"type": "string"},
+    },
 }
 
 
@@ -78,6 +98,7 @@ def _form(translation: bool, models: list[str]) -> dict[str, Any]:
             "default": 0,
             "description": "0 uses the fallback ladder 0, 0.2 ... 1.0.",
         },
+        "stream": {"type": "boolean", "default": False, "description": "Server-sent events."},
     }
     if not translation:
         properties |= {
@@ -91,7 +112,6 @@ def _form(translation: bool, models: list[str]) -> dict[str, Any]:
                 "items": {"type": "string", "enum": list(get_args(Granularity))},
                 "description": "With `verbose_json`: `word` and/or `segment` (default).",
             },
-            "stream": {"type": "boolean", "default": False},
             "hot_words": {"type": "string", "description": "Extension: a comma list."},
             "vad_filter": {
                 "type": "boolean",
@@ -112,7 +132,7 @@ def _error(status: int) -> dict[str, Any]:
     return response
 
 
-def _audio_operation(operation: dict[str, Any], form: str, streams: bool) -> None:
+def _audio_operation(operation: dict[str, Any], form: str) -> None:
     content = {"schema": _ref(form), "encoding": {"file": {"contentType": "*/*"}}}
     operation["requestBody"] = {"required": True, "content": {"multipart/form-data": content}}
     success: dict[str, Any] = {
@@ -121,8 +141,8 @@ def _audio_operation(operation: dict[str, Any], form: str, streams: bool) -> Non
         }
     }
     for media_type, description in TEXT_FORMATS.items():
-        if media_type != "text/event-stream" or streams:
-            success[media_type] = {"schema": {"type": "string", "description": description}}
+        success[media_type] = {"schema": {"type": "string", "description": description}}
+    success["text/event-stream"] = {"schema": SSE_EVENT}
     operation["responses"] = {
         "200": {"description": "The transcript, in `response_format`.", "content": success},
         **{str(status): _error(status) for status in AUDIO_ERRORS},
@@ -147,7 +167,15 @@ def theo_openapi(app: FastAPI, models: list[str]) -> dict[str, Any]:
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     schemas |= _component_schemas(
-        [ErrorResponse, TranscriptionJson, TranscriptionVerbose, HealthReport]
+        [
+            ErrorResponse,
+            TranscriptionJson,
+            TranscriptionVerbose,
+            HealthReport,
+            TranscriptTextDelta,
+            TranscriptTextDone,
+            StreamError,
+        ]
     )
     schemas["TranscriptionForm"] = _form(translation=False, models=models)
     schemas["TranslationForm"] = _form(translation=True, models=models)
@@ -161,8 +189,8 @@ def theo_openapi(app: FastAPI, models: list[str]) -> dict[str, Any]:
                 responses["401"] = _error(401)
             responses["500"] = _error(500)
     paths = schema["paths"]
-    _audio_operation(paths["/v1/audio/transcriptions"]["post"], "TranscriptionForm", True)
-    _audio_operation(paths["/v1/audio/translations"]["post"], "TranslationForm", False)
+    _audio_operation(paths["/v1/audio/transcriptions"]["post"], "TranscriptionForm")
+    _audio_operation(paths["/v1/audio/translations"]["post"], "TranslationForm")
     paths["/v1/models/{model_id}"]["get"]["responses"]["404"] = _error(404)
     health = paths["/health"]["get"]["responses"]
     report = {"application/json": {"schema": _ref("HealthReport")}}

@@ -105,3 +105,27 @@ class HealthReport(BaseModel):
     status: Literal["ok", "unavailable"]
     models: dict[str, ModelHealth]
     detail: str | None = None
+
+
+class TranscriptTextDelta(BaseModel):
+    """`stream=true`: one event per decoded segment."""
+
+    type: Literal["transcript.text.delta"] = "transcript.text.delta"
+    delta: str
+    logprobs: None = None
+
+
+class TranscriptTextDone(BaseModel):
+    """`stream=true`: the last event, with the whole text."""
+
+    type: Literal["transcript.text.done"] = "transcript.text.done"
+    text: str
+    logprobs: None = None
+    usage: UsageDuration
+
+
+class StreamError(BaseModel):
+    """`stream=true`: the engine failed after the stream started (the last event)."""
+
+    type: Literal["error"] = "error"
+    error: ErrorDetail
