@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     ignored_auth,
@@ -99,11 +100,19 @@ def uploads() -> st.SearchStrategy[bytes]:
     return st.one_of(st.sampled_from(clips()), mutated(), st.binary(max_size=4096))
 
 
+def headers_mutated(case: Any) -> bool:
+    """Whether a negative case's mutations touch its headers (the `Authorization` header
+    included: dropped, or with a value of the wrong shape)."""
+    data = case.meta.phase.data if case.meta is not None else None
+    locations = [getattr(data, "parameter_location", None)]
+    locations += [m.parameter_location for m in getattr(data, "mutations", ())]
+    return ParameterLocation.HEADER in locations
+
+
 def auth_for(case: Any, mode: GenerationMode) -> dict[str, str]:
-    """The valid key, except where a negative case made its own `Authorization` (the mutation
-    may be that header: replacing it would send a valid request)."""
-    generated = {name.lower() for name in (case.headers or {})}
-    return {} if mode is GenerationMode.NEGATIVE and "authorization" in generated else AUTH
+    """The valid key, except for a negative case whose headers are the mutation: adding the
+    key would turn it back into a valid request."""
+    return {} if mode is GenerationMode.NEGATIVE and headers_mutated(case) else AUTH
 
 
 def fuzz(
