@@ -26,7 +26,8 @@ def _bool(name: str, value: str) -> bool:
 
 
 def form_fields(form: FormData) -> dict[str, Any]:
-    """Collect text fields; `name[]` and `name` both feed list fields (the SDK sends `[]`)."""
+    """Collect text fields; `name[]` and `name` both feed list fields (the SDK sends `[]`); any
+    other field given twice is refused."""
     fields: dict[str, Any] = {}
     for raw_key, value in form.multi_items():
         if isinstance(value, UploadFile) or raw_key == "file":
@@ -35,6 +36,9 @@ def form_fields(form: FormData) -> dict[str, Any]:
         if key in LIST_FIELDS:
             parts = [p.strip() for p in str(value).split(",")] if key == "hot_words" else [value]
             fields.setdefault(key, []).extend(p for p in parts if p)
+        elif key in fields:
+            # Which of two values was meant is not ours to guess.
+            raise InvalidParameterError(key, f"'{key}' was given more than once.")
         else:
             fields[key] = value
     return fields

@@ -17,6 +17,7 @@ REST (`POST /v1/audio/transcriptions`):
 - unknown language; a language the model does not support             -> 400 invalid_value
 - a JSON body                                                         -> 415
 - two files; a text field over 64 KiB                                 -> 400 invalid_request
+- a field given twice (`stream=true`, `stream=false`)                 -> 400 invalid_value
 - `Content-Length: 4 GB` and no body                                  -> 413 at once
 - a chunked body (no `Content-Length`) 8x over the limit              -> 413 before the body is
   sent, proxy and gateway memory bounded
@@ -238,6 +239,13 @@ def test_rest_malformed_forms(serve_url: str) -> None:
     assert_error(r, 400, "invalid_request", None)
     r = post(serve_url, audio, prompt="p" * (65 * 1024))
     assert_error(r, 400, "invalid_request", None)
+    r = httpx.post(
+        url,
+        headers=headers,
+        data={"model": MODEL, "stream": ["true", "false"]},
+        files={"file": ("a.wav", audio)},
+    )
+    assert_error(r, 400, "invalid_value", "stream")
     normal_request_succeeds(serve_url)
 
 
