@@ -10,7 +10,7 @@ STAMP := $(VENV)/.theo-installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[whisper,wenet,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[engines,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -22,7 +22,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check serve engines tests loadtests
+	$(BIN)/ruff check serve engines cli tests loadtests
 	$(BIN)/mypy
 
 bench: install

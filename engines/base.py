@@ -1,4 +1,13 @@
-"""The one interface every engine implements, and the engine-neutral result types.
+"""The interfaces engines implement, and the engine-neutral result types.
+
+- `STTBackend`: every engine. The serving deployment (`serve.deployments.engine`) calls
+  `load`, `health` and `transcribe_file`.
+- `NativeStreamingBackend`: engines whose models keep per-session decoder state
+  (`new_stream`, `decode`, `flush`). The deployment drives `open_stream` / `accept` /
+  `close_stream` with one call per audio chunk of a realtime session (sticky replicas), and
+  `close_idle_streams` for sessions whose gateway vanished. Engines without it still serve
+  realtime sessions: the gateway re-decodes the open segment through `transcribe_file`
+  (LocalAgreement).
 
 Results are plain dataclasses so they cross Ray handle calls (pickled) and stay free of any
 engine library type.
@@ -7,10 +16,14 @@ engine library type.
 from __future__ import annotations
 
 import abc
+import asyncio
+import threading
+import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -106,7 +119,10 @@ class Health:
 
 
 class STTBackend(abc.ABC):
-    """A loaded model of one engine. Engine libraries are imported inside `load`, not here."""
+    """A loaded model of one engine. Engine libraries are imported inside `load`, not here.
+
+    Constructed as `Backend(manifest, **settings.backend_overrides())` in each replica.
+    """
 
     def __init__(self, manifest: ModelManifest) -> None:
         self.manifest = manifest
@@ -129,14 +145,141 @@ class STTBackend(abc.ABC):
     async def transcribe_file(
         self, audio: Audio, options: TranscribeOptions
     ) -> TranscriptionResult:
-        """Transcribe a whole utterance or file (any length)."""
+        """Transcribe a whole utterance or file (any length). Run blocking work in a thread
+        (`asyncio.to_thread`): the replica's event loop serves other calls meanwhile."""
 
-    def transcribe_stream(
+
+@dataclass(kw_only=True)
+class EngineStream:
+    """One streaming session's state on a replica; engines subclass it with their decoder."""
+
+    session_id: str
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    opened_at: float = field(default_factory=time.monotonic)
+    last_active: float = field(default_factory=time.monotonic)
+    closed: bool = False
+
+
+StreamT = TypeVar("StreamT", bound=EngineStream)
+
+
+class NativeStreamingBackend(STTBackend, Generic[StreamT]):
+    """An engine that decodes audio as it arrives and keeps each session's state (`StreamT`).
+
+    An engine implements `new_stream`, `decode` and `flush`; the session table (replacing a
+    session reopened under the same id, closing, idle sessions, thread safety) is here.
+    Partials (`is_final=False`) replace each other until the final of the same `segment_id`;
+    ids increase by one per final; times are seconds on the session's clock. The blocking
+    methods run in worker threads of the replica; sessions may run concurrently.
+    """
+
+    def __init__(self, manifest: ModelManifest) -> None:
+        super().__init__(manifest)
+        self._streams: dict[str, StreamT] = {}
+        self._streams_lock = threading.Lock()
+
+    # -- what an engine implements -------------------------------------------------------------
+    @abc.abstractmethod
+    def new_stream(
+        self,
+        session_id: str,
+        options: TranscribeOptions,
+        *,
+        first_segment_id: int = 0,
+        time_offset: float = 0.0,
+    ) -> StreamT:
+        """A fresh session state. `first_segment_id` and `time_offset` let a session resume on
+        another replica by replaying its audio: ids and times continue where it was."""
+
+    @abc.abstractmethod
+    def decode(self, stream: StreamT, audio: Audio) -> list[StreamSegment]:
+        """Decode a chunk of audio (any length); called under the stream's lock."""
+
+    @abc.abstractmethod
+    def flush(self, stream: StreamT) -> list[StreamSegment]:
+        """End of input: the remaining finals; called under the stream's lock."""
+
+    # -- the session table ---------------------------------------------------------------------
+    def open_stream(
+        self,
+        session_id: str,
+        options: TranscribeOptions,
+        *,
+        first_segment_id: int = 0,
+        time_offset: float = 0.0,
+    ) -> StreamT:
+        """A new decoding session, replacing one with the same id."""
+        stream = self.new_stream(
+            session_id, options, first_segment_id=first_segment_id, time_offset=time_offset
+        )
+        with self._streams_lock:
+            old = self._streams.pop(session_id, None)
+            self._streams[session_id] = stream
+        if old is not None:
+            old.closed = True
+        return stream
+
+    def get_stream(self, session_id: str) -> StreamT | None:
+        with self._streams_lock:
+            return self._streams.get(session_id)
+
+    @property
+    def num_streams(self) -> int:
+        return len(self._streams)
+
+    def accept(self, stream: StreamT, audio: Audio) -> list[StreamSegment]:
+        """Decode a chunk of audio; blocking: call it from a worker thread in async code."""
+        with stream.lock:
+            if stream.closed:
+                raise RuntimeError(f"stream {stream.session_id} is closed")
+            stream.last_active = time.monotonic()
+            return self.decode(stream, audio)
+
+    def finish(self, stream: StreamT) -> list[StreamSegment]:
+        """End of input: the remaining finals; the stream is closed afterwards. Blocking."""
+        with stream.lock:
+            segments = [] if stream.closed else self.flush(stream)
+        self.close_stream(stream)
+        return segments
+
+    def close_stream(self, stream: StreamT | str) -> None:
+        """Drop a session's state (client gone) without decoding the rest."""
+        session_id = stream if isinstance(stream, str) else stream.session_id
+        with self._streams_lock:
+            found = self._streams.get(session_id)
+            mine = found is not None and (isinstance(stream, str) or found is stream)
+            if mine:
+                del self._streams[session_id]
+        if found is not None and mine:
+            found.closed = True
+        if not isinstance(stream, str):
+            stream.closed = True
+
+    def close_idle_streams(self, max_idle_s: float) -> list[str]:
+        """Close sessions without audio for `max_idle_s`; returns their ids."""
+        now = time.monotonic()
+        with self._streams_lock:
+            idle = [s for s in self._streams.values() if now - s.last_active > max_idle_s]
+        for stream in idle:
+            self.close_stream(stream)
+        return [s.session_id for s in idle]
+
+    def close_all_streams(self) -> None:
+        with self._streams_lock:
+            streams, self._streams = list(self._streams.values()), {}
+        for stream in streams:
+            stream.closed = True
+
+    async def transcribe_stream(
         self, chunks: AsyncIterator[Audio], options: TranscribeOptions
     ) -> AsyncIterator[StreamSegment]:
-        """Transcribe audio as it arrives, yielding partials then a final per segment.
-
-        Engines without native streaming leave this unimplemented; the realtime session then
-        drives `transcribe_file` over its ring buffer with a partial policy.
-        """
-        raise NotImplementedError(f"{type(self).__name__} has no native streaming")
+        """In-process streaming over the same contract (tests, benchmarks)."""
+        stream = self.open_stream(f"local-{uuid.uuid4().hex}", options)
+        try:
+            async for chunk in chunks:
+                for segment in await asyncio.to_thread(self.accept, stream, chunk):
+                    yield segment
+            for segment in await asyncio.to_thread(self.finish, stream):
+                yield segment
+        finally:
+            self.close_stream(stream)

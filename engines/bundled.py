@@ -13,16 +13,16 @@ import logging
 import shutil
 from pathlib import Path
 
+from engines.languages import LANGUAGE_NAMES
 from engines.manifest import (
     MANIFEST_FILENAME,
     Architecture,
     Capabilities,
-    EngineName,
     ModelManifest,
     Resources,
     write_manifest,
 )
-from engines.whisper.languages import LANGUAGE_NAMES
+from engines.whisper import SPEC as WHISPER
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def whisper_manifest(
     return ModelManifest(
         name=name,
         version="1",
-        engine=EngineName.FASTER_WHISPER,
+        engine=WHISPER.name,
         description=description,
         capabilities=whisper_capabilities(multilingual=multilingual),
         resources=Resources(memory_mb=memory_mb, gpu_required=False, gpu_recommended=True),

@@ -1,7 +1,8 @@
 """Installing a model directory into the models directory (`theo models add`, `theo pull URL`).
 
-A directory with a `theo.yaml` is validated and copied as it is. A bare WeNet export
-(`final.zip` or the ONNX files, plus `units.txt`) gets a generated WeNet manifest.
+A directory with a `theo.yaml` is validated and copied as it is. A folder without one gets the
+manifest of the registered engine that recognises it (`EngineSpec.bare_model`; WeNet: its
+`final.zip` or ONNX files plus `units.txt`).
 """
 
 from __future__ import annotations
@@ -13,71 +14,64 @@ from pathlib import Path
 
 from engines.manifest import (
     MANIFEST_FILENAME,
-    Architecture,
-    Capabilities,
-    EngineName,
     ManifestError,
     ModelManifest,
     load_manifest,
     write_manifest,
 )
-
-WENET_FILES = ("final.zip", "final_quant.zip", "encoder.onnx")
+from engines.spec import load_object, registered_engines
 
 
 class InstallError(RuntimeError):
     pass
 
 
-def wenet_manifest(name: str, directory: Path, language: str) -> ModelManifest:
-    onnx = not any((directory / f).exists() for f in ("final.zip", "final_quant.zip"))
-    quantized = not onnx and not (directory / "final.zip").exists()
-    return ModelManifest(
-        name=name,
-        engine=EngineName.WENET,
-        description=f"WeNet export installed from {directory.name}",
-        capabilities=Capabilities(
-            architecture=Architecture.CTC,
-            streaming=True,
-            languages=[language],
-            word_timestamps=True,
-            partial_transcripts=True,
-            hot_words=True,
-        ),
-        engine_config={
-            "model_path": ".",
-            "model_format": "onnx" if onnx else "torchscript",
-            "quantized": quantized,
-        },
-    )
+def bare_manifest(directory: Path, name: str, language: str) -> ModelManifest | None:
+    """The manifest of a model folder without `theo.yaml`, from the first registered engine
+    that recognises it (`EngineSpec.bare_model`), or None."""
+    for spec in registered_engines().values():
+        if spec.bare_model is None:
+            continue
+        try:
+            manifest: ModelManifest | None = load_object(spec.bare_model)(name, directory, language)
+        except ValueError as exc:
+            raise InstallError(str(exc)) from None
+        if manifest is not None:
+            return manifest
+    return None
 
 
-def _model_root(source: Path) -> Path:
-    """The folder holding the model: `source`, or its single subfolder (tarball layout)."""
-    if (source / MANIFEST_FILENAME).exists() or (source / "units.txt").exists():
-        return source
+def _model_root(source: Path, name: str | None, language: str) -> tuple[Path, ModelManifest | None]:
+    """The folder holding the model: `source`, or its single subfolder (tarball layout), and
+    the manifest an engine generated for it when it has no `theo.yaml`."""
+    if (source / MANIFEST_FILENAME).exists():
+        return source, None
+    generated = bare_manifest(source, name or source.name, language)
+    if generated is not None:
+        return source, generated
     children = [p for p in source.iterdir() if p.is_dir()]
     if len(children) == 1:
-        return _model_root(children[0])
-    raise InstallError(f"{source}: no theo.yaml and no WeNet export (units.txt) found")
+        return _model_root(children[0], name, language)
+    installers = [spec.name for spec in registered_engines().values() if spec.bare_model]
+    raise InstallError(
+        f"{source}: no theo.yaml, and no model export that a registered engine recognises "
+        f"(engines installing bare exports: {', '.join(installers) or 'none'})"
+    )
 
 
 def add_model_dir(
     source: Path, models_dir: Path, *, name: str | None = None, language: str = "en"
 ) -> Path:
     """Copy a model folder into `models_dir/<name>` and return its manifest path."""
-    root = _model_root(source)
-    manifest_path = root / MANIFEST_FILENAME
-    if manifest_path.exists():
+    root, generated = _model_root(source, name, language)
+    if generated is None:
         try:
-            manifest = load_manifest(manifest_path)
+            manifest = load_manifest(root / MANIFEST_FILENAME)
         except ManifestError as exc:
             raise InstallError(str(exc)) from None
-        manifest = manifest.model_copy(update={"name": name or manifest.name})
-    elif (root / "units.txt").exists() and any((root / f).exists() for f in WENET_FILES):
-        manifest = wenet_manifest(name or root.name, root, language)
     else:
-        raise InstallError(f"{root}: a WeNet export needs units.txt and final.zip or encoder.onnx")
+        manifest = generated
+    manifest = manifest.model_copy(update={"name": name or manifest.name})
     target = models_dir / manifest.name
     if target.exists():
         raise InstallError(f"{target} exists; remove it or pick another --name")

@@ -7,17 +7,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from engines.spec import engine_spec
 
 MANIFEST_FILENAME = "theo.yaml"
 
 
-class EngineName(StrEnum):
-    FASTER_WHISPER = "faster-whisper"
-    WENET = "wenet"
-
-
 class Architecture(StrEnum):
+    """How the model decodes (informational: listings, docs). Behaviour is chosen by what the
+    engine and the capabilities declare, never by architecture."""
+
     ENCODER_DECODER = "encoder-decoder"
     CTC = "ctc"
 
@@ -27,6 +27,8 @@ class Capabilities(BaseModel):
 
     architecture: Architecture
     streaming: bool = False
+    """The model keeps streaming decoder state: realtime partials come from the engine itself
+    when its engine streams natively (`engines.spec.streams_natively`); otherwise ignored."""
     languages: list[str] = Field(default_factory=list)
     word_timestamps: bool = False
     translation: bool = False
@@ -52,13 +54,20 @@ class ModelManifest(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
     version: str = "1"
-    engine: EngineName
+    engine: str
+    """A registered engine's name (`engines.spec.registered_engines`)."""
     type: Literal["stt"] = "stt"
     description: str = ""
     capabilities: Capabilities
     resources: Resources = Field(default_factory=Resources)
     engine_config: dict[str, Any] = Field(default_factory=dict)
     directory: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("engine")
+    @classmethod
+    def _registered(cls, engine: str) -> str:
+        engine_spec(engine)  # raises UnknownEngineError (a ValueError) naming the known ones
+        return engine
 
     def model_path(self) -> Path:
         """The engine's weights: `engine_config.model_path`, relative to the manifest's folder."""

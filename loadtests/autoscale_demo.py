@@ -248,7 +248,7 @@ def main() -> None:
 
         local.deploy(settings)
         url = f"http://127.0.0.1:{port}"
-        wait_healthy(url)
+        local.wait_healthy(url)
         recorder = Recorder(
             settings.app_name, ray._private.worker.global_worker.node.metrics_export_port
         )
@@ -291,18 +291,6 @@ def wait_scale_down(recorder: Recorder, timeout_s: float, settle_s: float = 10.0
                 return
         else:
             alone_since = None
-
-
-def wait_healthy(url: str, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise RuntimeError("Theo did not become healthy")
 
 
 def run_locust(url: str, users: int, seconds: int, prefix: Path) -> Path:

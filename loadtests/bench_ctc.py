@@ -49,7 +49,7 @@ def engine_chunks(model_dir: Path, audio: np.ndarray, quantized: bool) -> None:
 
 
 async def one_session(url: str, headers: dict[str, str], audio: np.ndarray) -> dict[str, Any]:
-    from serve.realtime.client import RealtimeClient
+    from cli.realtime_client import RealtimeClient
 
     async with RealtimeClient(url, headers) as client:
         await client.wait_for("session.created")
@@ -89,9 +89,9 @@ def main() -> None:
     parser.add_argument("--audio", type=Path, default=SHARED / "jfk.wav")
     args = parser.parse_args()
 
+    from cli.realtime_client import realtime_url
     from engines.wenet.testing import generate_model
     from serve import local
-    from serve.realtime.client import realtime_url
     from serve.settings import TheoSettings
 
     models_dir = Path(tempfile.mkdtemp(prefix="theo-bench-ctc-"))

@@ -30,8 +30,8 @@ import httpx
 import jiwer
 import numpy as np
 
+from cli.realtime_client import RealtimeClient, StreamRecord, realtime_url
 from serve.audio import decode_audio_bytes
-from serve.realtime.client import RealtimeClient, StreamRecord, realtime_url
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "audio"
 CLIPS = ["jfk.wav", "6930-75918-0000.wav", "7902-96591-0000.wav"]

@@ -6,7 +6,8 @@ from typing import Any
 
 from ray.serve import Application
 
-from engines.manifest import EngineName, ModelManifest, parse_manifest_arg
+from engines.manifest import ModelManifest, parse_manifest_arg
+from engines.spec import engine_spec, load_object
 from serve.builder import (
     GATEWAY_DEPLOYMENT,
     engine_deployment_name,
@@ -16,15 +17,10 @@ from serve.builder import (
 from serve.settings import TheoSettings
 
 
-def _engine_deployment(engine: EngineName) -> Any:
-    """The deployment class of an engine. The one place an engine name picks Serve code."""
-    if engine is EngineName.FASTER_WHISPER:
-        from serve.deployments.whisper import WhisperDeployment
-
-        return WhisperDeployment
-    from serve.deployments.wenet import WenetDeployment
-
-    return WenetDeployment
+def engine_deployment(engine: str) -> Any:
+    """The Serve deployment of an engine: the one its spec names (by default the generic
+    `serve.deployments.engine.EngineDeployment`), imported only when an app uses it."""
+    return load_object(engine_spec(engine).deployment)
 
 
 def build_app(args: dict[str, Any]) -> Application:
@@ -35,7 +31,7 @@ def build_app(args: dict[str, Any]) -> Application:
     settings = TheoSettings(**settings_data)
     manifests: list[ModelManifest] = [parse_manifest_arg(m) for m in args.get("manifests", [])]
     engines = {
-        m.name: _engine_deployment(m.engine)
+        m.name: engine_deployment(m.engine)
         .options(name=engine_deployment_name(m), **engine_options(settings, m))
         .bind(args["manifests"][i], settings_data)
         for i, m in enumerate(manifests)

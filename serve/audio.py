@@ -141,8 +141,3 @@ def decode_audio_bytes(data: bytes, *, max_duration_s: float | None = None) -> A
             " it is truncated."
         )
     return samples.audio()
-
-
-def pcm16_to_float(data: bytes) -> Audio:
-    """Little-endian PCM16 bytes -> float32 in [-1, 1]."""
-    return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0

@@ -9,32 +9,32 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from engines.manifest import Architecture, EngineName, ModelManifest
-from serve.settings import DeploymentSettings, EngineSettings, TheoSettings
+from engines.manifest import ModelManifest
+from engines.settings import DeploymentSettings, EngineSettings
+from engines.spec import engine_spec, streams_natively
+from serve.settings import TheoSettings
 
 IMPORT_PATH = "serve.app:build_app"
 GATEWAY_DEPLOYMENT = "Gateway"
-
-ENGINE_RESOURCE: dict[EngineName, str] = {
-    EngineName.FASTER_WHISPER: "whisper",
-    EngineName.WENET: "wenet",
-}
-"""The Ray custom resource each engine's replicas ask for; worker groups per image offer it."""
 
 SECRET_SETTINGS = frozenset({"api_keys"})
 STICKY_ROUTER_CLASS = "serve.sticky:SessionAffinityRouter"
 
 
-def engine_settings(settings: TheoSettings, engine: EngineName) -> EngineSettings:
-    if engine is EngineName.FASTER_WHISPER:
-        return settings.whisper
-    return settings.wenet
+def engine_resource(manifest: ModelManifest) -> str:
+    """The Ray custom resource a model's replicas ask for (its engine's key); the worker group
+    of the engine's image offers it."""
+    return engine_spec(manifest.engine).key
+
+
+def engine_settings(settings: TheoSettings, manifest: ModelManifest) -> EngineSettings:
+    return settings.engine(manifest.engine)
 
 
 def engine_deployment_name(manifest: ModelManifest) -> str:
-    """Serve deployment name for a model: `<resource>-<model name>`, Serve-safe characters."""
+    """Serve deployment name for a model: `<engine key>-<model name>`, Serve-safe characters."""
     safe = re.sub(r"[^A-Za-z0-9_-]", "_", manifest.name)
-    return f"{ENGINE_RESOURCE[manifest.engine]}-{safe}"
+    return f"{engine_resource(manifest)}-{safe}"
 
 
 def _replica_options(spec: DeploymentSettings) -> dict[str, Any]:
@@ -67,28 +67,26 @@ def gateway_options(settings: TheoSettings) -> dict[str, Any]:
 
 
 def engine_user_config(settings: TheoSettings, manifest: ModelManifest) -> dict[str, Any]:
-    """Live-tunable knobs (Serve `user_config`, applied by `reconfigure` without a restart)."""
-    if manifest.engine is EngineName.FASTER_WHISPER:
-        return {
-            "max_batch_size": settings.whisper.max_batch_size,
-            "batch_wait_timeout_s": settings.whisper.batch_wait_timeout_s,
-        }
-    return {}
+    """Live-tunable knobs (Serve `user_config`, applied by `reconfigure` without a restart):
+    the settings fields the engine declares in `EngineSpec.user_config`."""
+    values = engine_settings(settings, manifest)
+    return {key: getattr(values, key) for key in engine_spec(manifest.engine).user_config}
 
 
 def engine_options(settings: TheoSettings, manifest: ModelManifest) -> dict[str, Any]:
-    spec = engine_settings(settings, manifest.engine)
-    options = _replica_options(spec)
+    values = engine_settings(settings, manifest)
+    options = _replica_options(values)
     options["ray_actor_options"] = {
-        "num_cpus": spec.num_cpus,
-        "num_gpus": spec.num_gpus,
-        "resources": {ENGINE_RESOURCE[manifest.engine]: spec.custom_resource},
+        "num_cpus": values.num_cpus,
+        "num_gpus": values.num_gpus,
+        "resources": {engine_resource(manifest): values.custom_resource},
     }
     user_config = engine_user_config(settings, manifest)
     if user_config:
         options["user_config"] = user_config
-    if manifest.capabilities.architecture is Architecture.CTC:
-        # Streaming replicas keep per-session decoder state: route each session to one.
+    if streams_natively(manifest):
+        # The one place the router is chosen: native streams keep per-session decoder state
+        # on a replica, so every call of a session goes to that replica.
         options["request_router_config"] = {"request_router_class": STICKY_ROUTER_CLASS}
     return options
 

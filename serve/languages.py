@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engines.whisper.languages import normalize_language
+from engines.languages import normalize_language
 
 
 class LanguageError(ValueError):

@@ -8,14 +8,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from engines.manifest import ManifestError
 from engines.registry import ModelRegistry
-from serve.builder import ENGINE_RESOURCE, app_args, selected_manifests
+from engines.spec import registered_engines
+from serve.builder import app_args, selected_manifests
 from serve.local_bind import HOST_ENV, SETUP_HOOK, bind_address
 from serve.proxy import CALLBACK as PROXY_CALLBACK
 from serve.proxy import CALLBACK_ENV as PROXY_CALLBACK_ENV
@@ -73,7 +76,7 @@ def start_local_ray(num_cpus: int | None = None, settings: TheoSettings | None =
 
     settings = settings or TheoSettings()
     temp_dir = tempfile.mkdtemp(prefix="theo-ray-")
-    resources = {name: float(LOCAL_ENGINE_SLOTS) for name in ENGINE_RESOURCE.values()}
+    resources = {spec.key: float(LOCAL_ENGINE_SLOTS) for spec in registered_engines().values()}
     with environment(ray_process_environment(settings)):
         ray.init(
             address="local",
@@ -118,6 +121,27 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def wait_healthy(
+    url: str, timeout_s: float = 180.0, *, process: subprocess.Popen[str] | None = None
+) -> None:
+    """Poll `url/health` until it answers 200 (every model loaded). Raises `RuntimeError` after
+    `timeout_s`, or as soon as `process` (a server being started) exits, with its output."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise RuntimeError(f"the server exited with {process.returncode}:\n{output}")
+        try:
+            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"Theo at {url} did not become healthy in {timeout_s:.0f} s")
 
 
 def shutdown() -> None:

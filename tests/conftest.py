@@ -4,13 +4,12 @@ private local Ray, over loopback. API keys are on, so every client sends `API_KE
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
+from engines.spec import registered_engines
 from serve.local import free_port
 from tests.rss import snapshot
 
@@ -18,6 +17,9 @@ API_KEY = "test-key"
 MAX_AUDIO_DURATION_S = 900.0
 """Below the default (3600 s): the duration bound is tested with small uploads."""
 WENET_MODEL = "wenet-playback"
+CONTRACT_MODELS = {"faster-whisper": "whisper-tiny.en", "wenet": WENET_MODEL}
+"""The model of each registered engine that the contract suites drive (`serve_url` serves
+them): a new engine adds its own here, or the suites fail for it."""
 WENET_PLAYBACK = (
     "and so my fellow americans ask not what your {country|county} can do for you "
     "ask what you can do for your country"
@@ -94,16 +96,7 @@ def serve_url(models_dir: Path, report: Callable[[str], None]) -> Iterator[str]:
     try:
         local.deploy(settings)
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        else:
-            raise RuntimeError("Theo did not become healthy in 180 s")
+        local.wait_healthy(url)
         os.environ["THEO_TEST_URL"] = url
         report(f"RSS after start: {snapshot()}")
         yield url
@@ -122,3 +115,11 @@ def openai_client(serve_url: str):  # type: ignore[no-untyped-def]
     from openai import OpenAI
 
     return OpenAI(base_url=f"{serve_url}/v1", api_key=API_KEY, max_retries=0, timeout=300)
+
+
+@pytest.fixture(params=sorted(registered_engines()))
+def contract_model(request: pytest.FixtureRequest) -> str:
+    """The contract suites run once per registered engine, on that engine's test model."""
+    engine = str(request.param)
+    assert engine in CONTRACT_MODELS, f"engine {engine!r} has no model in CONTRACT_MODELS"
+    return CONTRACT_MODELS[engine]

@@ -10,11 +10,20 @@ import subprocess
 INSTALL_TIMEOUT_S = 900
 
 
+def status_is_installed(status: str) -> bool:
+    """dpkg's `${Status}` is "<want> <error> <state>"; only the state `installed` counts.
+
+    A package dpkg never saw reads "unknown ok not-installed", a removed one
+    "deinstall ok config-files": neither is installed, though both end in "installed"."""
+    words = status.split()
+    return len(words) == 3 and words[1] == "ok" and words[2] == "installed"
+
+
 def _installed(package: str) -> bool:
     status = subprocess.run(
         ["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True
     )
-    return status.returncode == 0 and status.stdout.endswith("installed")
+    return status.returncode == 0 and status_is_installed(status.stdout)
 
 
 def _apt(*args: str) -> subprocess.CompletedProcess[str]:

@@ -25,7 +25,7 @@ from ray.autoscaler._private.kuberay.autoscaling_config import (
 )
 
 from engines.manifest import ModelManifest
-from serve.builder import ENGINE_RESOURCE
+from engines.spec import EngineSpec, engine_spec, registered_engines
 from serve.deploy import chart as gen
 from serve.deploy.helmtool import (
     BinaryHelm,
@@ -242,12 +242,13 @@ def test_engine_pods_hold_replicas_per_pod(render: Render, name: str) -> None:
     values = gen.chart_values(*layers(name))
     settings = gen.settings_from_values(values)
     nodes = autoscaler_node_types(render(*layers(name)))
-    for engine, resource in ENGINE_RESOURCE.items():
-        group = values["engines"][resource]
+    for engine in registered_engines().values():
+        resource = engine.key
+        group = gen.engine_group(values, engine)
         if not group["enabled"]:
             assert resource not in nodes
             continue
-        spec = getattr(settings, resource)
+        spec = settings.engine(engine)
         node = nodes[resource]["resources"]
         per_pod = group["replicasPerPod"]
         assert node[resource] // spec.custom_resource == per_pod, (engine, node)
@@ -336,11 +337,11 @@ def test_disabling_an_engine_removes_its_group_and_deployments(
     assert not any(n.startswith(f"{disabled}-") for n in names)
     assert any(n.startswith(f"{kept}-") for n in names) and "Gateway" in names
     args = ks.serve_config(rayservice(objects))["applications"][0]["args"]
-    engines = {ENGINE_RESOURCE[ModelManifest.model_validate(m).engine] for m in args["manifests"]}
+    engines = {engine_spec(ModelManifest.model_validate(m).engine).key for m in args["manifests"]}
     assert engines == {kept}
     config_map = ks.only(objects, "ConfigMap")
     manifests = [v for k, v in config_map["data"].items() if k.endswith(".yaml")]
-    assert {ENGINE_RESOURCE[yaml.safe_load(v)["engine"]] for v in manifests} == {kept}
+    assert {engine_spec(yaml.safe_load(v)["engine"]).key for v in manifests} == {kept}
 
 
 def test_whisper_only_value_set_has_no_wenet(render: Render) -> None:
@@ -466,7 +467,7 @@ def test_model_storage_and_pull_init_container(
             assert "pull-${THEO_ENGINE_GROUP}.txt" in init["args"][0]
             config = ks.serve_config(rayservice(objects))["applications"][0]["args"]
             own = [
-                m["name"] for m in config["manifests"] if ENGINE_RESOURCE[m["engine"]] == resource
+                m["name"] for m in config["manifests"] if engine_spec(m["engine"]).key == resource
             ]
             listed = ks.only(objects, "ConfigMap")["data"][f"pull-{resource}.txt"].splitlines()
             assert [line.split(" ")[0] for line in listed] == own
@@ -768,7 +769,32 @@ def test_values_and_chart_agree_with_the_project() -> None:
     readme = (gen.CHART_DIR / "README.md").read_text(encoding="utf-8")
     assert "kuberay/kuberay-operator" in readme and "1.7.0" in readme
     engines = gen.load_yaml(gen.CHART_DIR / "values.yaml")["engines"]
-    assert set(ENGINE_RESOURCE.values()) == set(engines)
+    registered = {spec.key for spec in registered_engines().values()}
+    assert set(engines) <= registered, "values.yaml lists groups of registered engines only"
+    builder = json.loads(gen.DEFAULTS_FILE.read_text(encoding="utf-8"))
+    assert {e["key"] for e in builder["engines"].values()} == registered, "every one has a group"
+
+
+def test_a_registered_engine_without_values_gets_an_off_cpu_group() -> None:
+    """An engine the values do not list gets the generated defaults: off, CPU, its own image
+    when it has a Dockerfile, else the gateway image (it needs no libraries of its own)."""
+    values = gen.chart_values()
+    plain = EngineSpec(name="plain", key="plain", backend="tests.nothing:Backend")
+    group = gen.engine_group(values, plain)
+    assert group["enabled"] is False and group["gpus"] == 0
+    assert group["image"] == values["gatewayImage"]
+    imaged = EngineSpec(name="imaged", key="imaged", backend="m:B", image="Dockerfile.imaged")
+    assert gen.engine_group(values, imaged)["image"]["repository"].endswith("/theo-imaged")
+
+
+def test_an_engine_group_left_out_of_the_values_is_off(render: Render) -> None:
+    """`engines.wenet: null` removes the group from the values: the generated defaults keep
+    it off, and its models are not served; serveConfigV2 still equals the builder's."""
+    objects = render({"engines": {"wenet": None}})
+    assert "wenet" not in groups(objects)
+    assert not any(name.startswith("wenet-") for name in deployments(objects))
+    expected = gen.chart_serve_config(gen.chart_values({"engines": {"wenet": None}}))
+    assert ks.serve_config(rayservice(objects)) == expected
 
 
 # ---- plain manifests and the fallback Helm ------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The images' Dockerfiles, parsed (no Docker engine here): bases, stages, user, pins, tools."""
+"""The images' Dockerfiles, parsed (no Docker engine here): bases, stages, user, pins, tools.
+The gateway image, and one image per registered engine that declares one (`EngineSpec.image`)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,12 @@ from pathlib import Path
 import pytest
 from dockerfile_parse import DockerfileParser
 
+from engines.spec import registered_engines
+
 ROOT = Path(__file__).resolve().parents[1]
-IMAGES = {
-    "whisper": "Dockerfile.whisper",
-    "wenet": "Dockerfile.wenet",
-    "gateway": "Dockerfile.gateway",
-}
-EXTRAS = {"whisper": ".[whisper]", "wenet": ".[wenet]", "gateway": "."}
+ENGINE_IMAGES = [spec for spec in registered_engines().values() if spec.image]
+IMAGES = {"gateway": "Dockerfile.gateway", **{s.key: str(s.image) for s in ENGINE_IMAGES}}
+EXTRAS = {"gateway": ".", **{s.key: f".[{s.extra}]" if s.extra else "." for s in ENGINE_IMAGES}}
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,19 @@ def pinned(requirement_prefix: str, requirements: list[str]) -> str:
 @pytest.fixture(scope="module", params=sorted(IMAGES))
 def image(request: pytest.FixtureRequest) -> tuple[str, Dockerfile]:
     return request.param, parse(IMAGES[request.param])
+
+
+def test_every_engine_declaration_points_at_real_files() -> None:
+    """The image and the extra an engine declares exist, and `make install` (the `engines`
+    extra) installs every engine's extra."""
+    extras = pyproject()["project"]["optional-dependencies"]  # type: ignore[index]
+    (everything,) = extras["engines"]
+    installed = set(re.fullmatch(r"theo\[([\w,-]+)\]", everything).group(1).split(","))  # type: ignore[union-attr]
+    for spec in registered_engines().values():
+        if spec.image is not None:
+            assert (ROOT / spec.image).is_file(), spec
+        if spec.extra is not None:
+            assert spec.extra in extras and spec.extra in installed, spec
 
 
 def test_same_python_and_ray_in_every_image() -> None:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from engines.manifest import Architecture, EngineName, ManifestError, load_manifest
+from engines.manifest import Architecture, ManifestError, load_manifest
 from engines.registry import ModelRegistry
 
 VALID = """
@@ -34,7 +34,7 @@ def write(dir_: Path, name: str, text: str) -> Path:
 def test_valid_manifest_parses_with_relative_model_path(tmp_path: Path) -> None:
     path = write(tmp_path, "small", VALID)
     manifest = load_manifest(path)
-    assert manifest.engine is EngineName.FASTER_WHISPER
+    assert manifest.engine == "faster-whisper"
     assert manifest.capabilities.architecture is Architecture.ENCODER_DECODER
     assert manifest.capabilities.languages == ["en", "pt"]
     assert manifest.resources.memory_mb == 900

@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import http.server
-import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -18,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from engines.base import TranscribeOptions
-from engines.manifest import EngineName, load_manifest
+from engines.manifest import load_manifest
 from serve.audio import decode_audio_bytes
+from tests import support
 from tests.support import clips, wer
 
 TEXT = "ask not what your country can do for you"
@@ -38,14 +37,7 @@ def wenet_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def theo(*args: str, models_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "THEO_MODELS_DIR": str(models_dir)}
-    return subprocess.run(
-        [sys.executable, "-m", "serve.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    return support.theo(*args, env={"THEO_MODELS_DIR": str(models_dir)})
 
 
 def transcribe(manifest_path: Path) -> str:
@@ -61,7 +53,7 @@ def test_models_add_bare_wenet_export(wenet_export: Path, tmp_path: Path) -> Non
     out = theo("models", "add", str(wenet_export), "--name", "wenet-u2pp", models_dir=tmp_path)
     assert out.returncode == 0, out.stderr
     manifest = load_manifest(tmp_path / "wenet-u2pp" / "theo.yaml")
-    assert manifest.engine is EngineName.WENET
+    assert manifest.engine == "wenet"
     assert manifest.capabilities.architecture.value == "ctc"
     # The generated manifest keeps WeNet's default attention rescoring, which this test
     # model's random decoder perturbs slightly; the CTC playback itself is exact.

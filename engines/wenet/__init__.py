@@ -2,11 +2,40 @@
 streaming recipe in-process: fbank -> chunked encoder with caches -> CTC prefix beam search
 with a hot-word context graph -> endpointing -> optional attention rescoring.
 
-Nothing in this package imports torch, kaldi_native_fbank or onnxruntime at module level; the
-engine libraries are imported when a model is loaded (`engines.wenet.testing` excepted: it is
-test tooling that builds models).
+This module is the engine's declaration (`SPEC`, registered in `pyproject.toml`) and its
+deployment settings; the backend is `engines.wenet.backend.WenetBackend`. Nothing in this
+package imports torch, kaldi_native_fbank or onnxruntime at module level; the engine libraries
+are imported when a model is loaded (`engines.wenet.testing` excepted: it is test tooling that
+builds models).
 """
 
-from engines.wenet.backend import WenetBackend, WenetStream
+from __future__ import annotations
 
-__all__ = ["WenetBackend", "WenetStream"]
+from typing import Any
+
+from pydantic import Field
+
+from engines.settings import EngineSettings
+from engines.spec import EngineSpec, Streaming
+
+
+class WenetSettings(EngineSettings):
+    max_ongoing_requests: int = Field(default=256, ge=1)
+    graceful_shutdown_timeout_s: float = Field(default=300.0, ge=0)
+
+    def backend_overrides(self) -> dict[str, Any]:
+        return {"num_threads": self.cpu_threads}
+
+
+SPEC = EngineSpec(
+    name="wenet",
+    key="wenet",
+    backend="engines.wenet.backend:WenetBackend",
+    settings=WenetSettings,
+    extra="wenet",
+    image="Dockerfile.wenet",
+    streaming=Streaming.NATIVE,
+    libraries=("torch", "kaldi_native_fbank", "onnxruntime"),
+    description="WeNet CTC (TorchScript or ONNX export): native streaming partials",
+    bare_model="engines.wenet.manifests:bare_export_manifest",
+)

@@ -10,7 +10,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engines.wenet.text import join_words, split_words
+from engines.text import join_words
+from engines.wenet.text import split_words
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,17 @@
 """`WenetBackend`: one shared WeNet model per replica, any number of concurrent streams.
 
-Two ways to stream:
-- `transcribe_stream(chunks, options)`: the `STTBackend` async generator.
-- `open_stream` / `accept` / `finish` / `close_stream`: synchronous, one call per audio chunk,
-  for a Serve deployment that receives each chunk of a session in a separate handle call and
-  keeps the session's decoder state between calls (sticky routing by session id).
+Streams through the `NativeStreamingBackend` contract: `open_stream` / `accept` / `finish` /
+`close_stream`, synchronous, one call per audio chunk, for a Serve deployment that receives each
+chunk of a session in a separate handle call and keeps the session's decoder state between
+calls (sticky routing by session id); `transcribe_stream` is the in-process generator over them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-import time
-import uuid
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,38 +20,34 @@ import numpy as np
 from engines.base import (
     SAMPLE_RATE,
     Audio,
+    EngineStream,
     Health,
     HealthState,
+    NativeStreamingBackend,
     StreamSegment,
-    STTBackend,
     TranscribeOptions,
     TranscriptionResult,
 )
 from engines.manifest import ModelManifest
+from engines.text import join_words
 from engines.wenet.config import EndpointConfig, WenetConfig, parse_config
 from engines.wenet.decoder import DecoderStats, DecodeSettings, StreamingDecoder, Update
 from engines.wenet.features import NUM_MEL_BINS
 from engines.wenet.hot_words import ContextGraphCache
 from engines.wenet.model import AsrModel, EncoderState
 from engines.wenet.results import file_segments, stream_segment
-from engines.wenet.text import join_words
 from engines.wenet.units import UnitTable
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class WenetStream:
+@dataclass(kw_only=True)
+class WenetStream(EngineStream):
     """One streaming session's decoder state on this replica."""
 
-    session_id: str
     options: TranscribeOptions
     language: str | None
     decoder: StreamingDecoder
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    opened_at: float = field(default_factory=time.monotonic)
-    last_active: float = field(default_factory=time.monotonic)
-    closed: bool = False
 
     @property
     def stats(self) -> DecoderStats:
@@ -72,7 +64,7 @@ class WenetStream:
         return self.decoder.time_offset + self.decoder.audio_seconds
 
 
-class WenetBackend(STTBackend):
+class WenetBackend(NativeStreamingBackend[WenetStream]):
     def __init__(self, manifest: ModelManifest, **overrides: Any) -> None:
         """`overrides` (e.g. `num_threads` from deployment settings) win over the manifest's
         `engine_config`; falsy ones are ignored."""
@@ -81,8 +73,6 @@ class WenetBackend(STTBackend):
         self._model: AsrModel | None = None
         self._units: UnitTable | None = None
         self._graphs: ContextGraphCache | None = None
-        self._streams: dict[str, WenetStream] = {}
-        self._streams_lock = threading.Lock()
         self._health = Health(HealthState.LOADING)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -150,8 +140,7 @@ class WenetBackend(STTBackend):
         return [directory / (cfg.quantized_model_file if cfg.quantized else cfg.model_file)]
 
     def unload(self) -> None:
-        with self._streams_lock:
-            self._streams.clear()
+        self.close_all_streams()
         if self._model is not None:
             self._model.close()
         self._model = None
@@ -260,8 +249,8 @@ class WenetBackend(STTBackend):
             batch_sizes=[1] * decoder.stats.encoder_calls,
         )
 
-    # -- streams ----------------------------------------------------------------------------
-    def open_stream(
+    # -- streams (the session table is `NativeStreamingBackend`'s) ------------------------------
+    def new_stream(
         self,
         session_id: str,
         options: TranscribeOptions,
@@ -269,88 +258,30 @@ class WenetBackend(STTBackend):
         first_segment_id: int = 0,
         time_offset: float = 0.0,
     ) -> WenetStream:
-        """A new decoding session (replacing one with the same id).
-
-        `first_segment_id` and `time_offset` let a session resume on another replica by
-        replaying its buffered audio: ids continue after the last final the client saw and
-        times stay on the session's clock.
-        """
         decoder = self._decoder(
             self.config.decoding_chunk_size,
             options,
             first_segment_id=first_segment_id,
             time_offset=time_offset,
         )
-        stream = WenetStream(session_id, options, self._language(options), decoder)
-        with self._streams_lock:
-            old = self._streams.pop(session_id, None)
-            self._streams[session_id] = stream
-        if old is not None:
-            old.closed = True
-        return stream
+        return WenetStream(
+            session_id=session_id,
+            options=options,
+            language=self._language(options),
+            decoder=decoder,
+        )
 
-    def get_stream(self, session_id: str) -> WenetStream | None:
-        with self._streams_lock:
-            return self._streams.get(session_id)
-
-    @property
-    def num_streams(self) -> int:
-        return len(self._streams)
-
-    def accept(self, stream: WenetStream, audio: Audio) -> list[StreamSegment]:
-        """Decode a chunk of audio (any length); a partial per processed encoder chunk and a
-        final per endpoint. Blocking: call it from a worker thread in async code."""
-        with stream.lock:
-            if stream.closed:
-                raise RuntimeError(f"stream {stream.session_id} is closed")
-            stream.last_active = time.monotonic()
-            updates = stream.decoder.accept(np.asarray(audio, dtype=np.float32))
+    def decode(self, stream: WenetStream, audio: Audio) -> list[StreamSegment]:
+        """A partial per processed encoder chunk and a final per endpoint."""
+        updates = stream.decoder.accept(np.asarray(audio, dtype=np.float32))
         return self._segments(stream, updates)
 
-    def finish(self, stream: WenetStream) -> list[StreamSegment]:
-        """End of input: the remaining finals; the stream is closed afterwards."""
-        with stream.lock:
-            updates = [] if stream.closed else stream.decoder.finish()
-        self.close_stream(stream)
-        return self._segments(stream, updates)
-
-    def close_stream(self, stream: WenetStream | str) -> None:
-        """Drop a session's state (client gone) without decoding the rest."""
-        session_id = stream if isinstance(stream, str) else stream.session_id
-        with self._streams_lock:
-            found = self._streams.get(session_id)
-            if found is not None and (isinstance(stream, str) or found is stream):
-                del self._streams[session_id]
-        if found is not None and (isinstance(stream, str) or found is stream):
-            found.closed = True
-        if isinstance(stream, WenetStream):
-            stream.closed = True
-
-    def close_idle_streams(self, max_idle_s: float) -> list[str]:
-        """Close sessions without audio for `max_idle_s`; returns their ids."""
-        now = time.monotonic()
-        with self._streams_lock:
-            idle = [s for s in self._streams.values() if now - s.last_active > max_idle_s]
-        for stream in idle:
-            self.close_stream(stream)
-        return [s.session_id for s in idle]
+    def flush(self, stream: WenetStream) -> list[StreamSegment]:
+        return self._segments(stream, stream.decoder.finish())
 
     @staticmethod
     def _segments(stream: WenetStream, updates: Sequence[Update]) -> list[StreamSegment]:
         return [stream_segment(u, stream.language) for u in updates]
-
-    async def transcribe_stream(
-        self, chunks: AsyncIterator[Audio], options: TranscribeOptions
-    ) -> AsyncIterator[StreamSegment]:
-        stream = self.open_stream(f"local-{uuid.uuid4().hex}", options)
-        try:
-            async for chunk in chunks:
-                for segment in await asyncio.to_thread(self.accept, stream, chunk):
-                    yield segment
-            for segment in await asyncio.to_thread(self.finish, stream):
-                yield segment
-        finally:
-            self.close_stream(stream)
 
 
 def check_vocabulary(model: AsrModel, units: int) -> None:

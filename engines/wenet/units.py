@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engines.wenet.text import SPACE, is_cjk
+from engines.text import is_cjk
+from engines.wenet.text import SPACE
 
 BLANK = "<blank>"
 UNK = "<unk>"

@@ -16,6 +16,7 @@ the chart and require the two to be equal.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import types
@@ -24,26 +25,23 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from engines.manifest import Capabilities, EngineName, ModelManifest
+from engines.manifest import Capabilities, ModelManifest
+from engines.spec import EngineSpec, engine_spec, registered_engines
 from serve.builder import (
-    ENGINE_RESOURCE,
     GATEWAY_DEPLOYMENT,
     SECRET_SETTINGS,
     STICKY_ROUTER_CLASS,
-    engine_settings,
-    engine_user_config,
     serve_config,
 )
-from serve.deploy.helmtool import REPO_ROOT, coalesce, merge_values_files
+from serve.deploy.helmtool import CHART_DIR, REPO_ROOT, coalesce, load_yaml, merge_values_files
+from serve.deploy.k8s import generated_k8s_files
 from serve.deploy.values_doc import with_values_table
 from serve.settings import TheoSettings
 
-CHART_DIR = REPO_ROOT / "charts" / "theo"
 DEFAULTS_FILE = CHART_DIR / "files" / "builder-defaults.json"
 SCHEMA_FILE = CHART_DIR / "values.schema.json"
 README_FILE = CHART_DIR / "README.md"
@@ -72,13 +70,6 @@ class ValuesSettings(TheoSettings):
         return (init_settings,)
 
 
-def load_yaml(path: Path) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping")
-    return data
-
-
 def chart_values(*layers: Mapping[str, Any]) -> dict[str, Any]:
     """The chart's `values.yaml` with `layers` (like `-f` files) merged the way Helm merges."""
     return coalesce(load_yaml(CHART_DIR / "values.yaml"), merge_values_files(layers))
@@ -89,9 +80,51 @@ def settings_from_values(values: Mapping[str, Any]) -> TheoSettings:
     return ValuesSettings(**coalesce(CLUSTER_SETTINGS, overrides))
 
 
-def engine_enabled(values: Mapping[str, Any], engine: EngineName) -> bool:
-    group = (values.get("engines") or {}).get(ENGINE_RESOURCE[engine]) or {}
-    return bool(group.get("enabled", False))
+IMAGE_REPOSITORY = "ghcr.io/theo-stt/theo-{key}"
+"""Default image of an engine group whose engine has its own Dockerfile (`EngineSpec.image`);
+engines without one run in the gateway image (`gatewayImage`)."""
+ENGINE_GROUP_DEFAULTS: dict[str, Any] = {
+    "enabled": False,
+    "gpus": 0,
+    "replicasPerPod": 1,
+    "replicas": 1,
+    "minReplicas": 1,
+    "maxReplicas": 4,
+    "idleTimeoutSeconds": 600,
+    "resources": {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"memory": "4Gi"}},
+    "nodeSelector": {},
+    "tolerations": [],
+    "affinity": {},
+    "rayStartParams": {},
+    "env": [],
+    "terminationGracePeriodSeconds": 330,
+}
+"""The worker group of a registered engine that `values.yaml` does not list (`engines.<key>`
+values override it): off, one CPU replica per pod."""
+
+
+def engine_group_defaults(spec: EngineSpec) -> dict[str, Any]:
+    group = copy.deepcopy(ENGINE_GROUP_DEFAULTS)
+    if spec.image is not None:
+        group["image"] = {
+            "repository": IMAGE_REPOSITORY.format(key=spec.key),
+            "tag": "",
+            "digest": "",
+            "pullPolicy": "IfNotPresent",
+        }
+    return group
+
+
+def engine_group(values: Mapping[str, Any], spec: EngineSpec) -> dict[str, Any]:
+    """An engine's worker group values: its generated defaults, then `engines.<key>`; the
+    gateway image when the engine has no image of its own and the values name none."""
+    group = coalesce(engine_group_defaults(spec), (values.get("engines") or {}).get(spec.key) or {})
+    group.setdefault("image", values.get("gatewayImage"))
+    return group
+
+
+def engine_enabled(values: Mapping[str, Any], engine: str) -> bool:
+    return bool(engine_group(values, engine_spec(engine))["enabled"])
 
 
 def manifests_from_values(values: Mapping[str, Any], settings: TheoSettings) -> list[ModelManifest]:
@@ -152,26 +185,6 @@ def nullable_models(settings_model: type[BaseModel] = TheoSettings) -> list[dict
     return found
 
 
-def _settings_key(settings: TheoSettings, engine: EngineName) -> str:
-    spec = engine_settings(settings, engine)
-    keys = [name for name in type(settings).model_fields if getattr(settings, name) is spec]
-    if len(keys) != 1:
-        raise ValueError(f"cannot find the settings field of engine {engine}")
-    return keys[0]
-
-
-def _user_config_keys(settings: TheoSettings, engine: EngineName) -> list[str]:
-    probe = ModelManifest.model_validate(
-        {"name": "probe", "engine": engine, "capabilities": {"architecture": "ctc"}}
-    )
-    spec = engine_settings(settings, engine)
-    config = engine_user_config(settings, probe)
-    for key, value in config.items():
-        if getattr(spec, key, object()) != value:
-            raise ValueError(f"user_config[{key!r}] of {engine} is not a settings field")
-    return list(config)
-
-
 def builder_defaults() -> dict[str, Any]:
     """Everything the chart's serveConfigV2 template takes from the builder and the models."""
     settings = ValuesSettings(**CLUSTER_SETTINGS)
@@ -188,9 +201,17 @@ def builder_defaults() -> dict[str, Any]:
         "manifest": _field_defaults(ModelManifest),
         "gatewayDeployment": GATEWAY_DEPLOYMENT,
         "stickyRouterClass": STICKY_ROUTER_CLASS,
-        "engineResources": {engine.value: res for engine, res in ENGINE_RESOURCE.items()},
-        "engineSettings": {e.value: _settings_key(settings, e) for e in EngineName},
-        "userConfigKeys": {e.value: _user_config_keys(settings, e) for e in EngineName},
+        "engines": {name: _engine_defaults(spec) for name, spec in registered_engines().items()},
+    }
+
+
+def _engine_defaults(spec: EngineSpec) -> dict[str, Any]:
+    """What the templates need of a registered engine (`engines.spec.EngineSpec`)."""
+    return {
+        "key": spec.key,
+        "userConfigKeys": list(spec.user_config),
+        "nativeStreaming": spec.streams_natively,
+        "group": engine_group_defaults(spec),
     }
 
 
@@ -223,9 +244,21 @@ def values_schema(current: Mapping[str, Any]) -> dict[str, Any]:
     settings = _generated_defs(TheoSettings, sorted(SECRET_SETTINGS))
     settings[GENERATED_PREFIX + "TheoSettings"]["properties"]["models_dir"]["pattern"] = MOUNT_PATH
     defs.update(settings)
-    defs.update(_generated_defs(ModelManifest, ["directory"]))
+    manifest = _generated_defs(ModelManifest, ["directory"])
+    engines = list(registered_engines())
+    manifest[GENERATED_PREFIX + "ModelManifest"]["properties"]["engine"]["enum"] = engines
+    defs.update(manifest)
     defs.update(_generated_defs(Capabilities, []))
-    return {**current, "$defs": dict(sorted(defs.items()))}
+    properties = dict(current["properties"])
+    properties["engines"] = {
+        "type": "object",
+        "description": "One worker group per registered engine, by engine key.",
+        "additionalProperties": False,
+        "properties": {
+            spec.key: {"$ref": "#/$defs/engineGroup"} for spec in registered_engines().values()
+        },
+    }
+    return {**current, "properties": properties, "$defs": dict(sorted(defs.items()))}
 
 
 def dump_json(data: Any) -> str:
@@ -242,12 +275,6 @@ def generated_chart_files() -> dict[Path, str]:
     }
 
 
-def generated_files() -> dict[Path, str]:
-    from serve.deploy.k8s import generated_k8s_files
-
-    return {**generated_chart_files(), **generated_k8s_files()}
-
-
 def stale_files(files: Mapping[Path, str]) -> list[Path]:
     return [p for p, text in files.items() if not p.exists() or p.read_text("utf-8") != text]
 
@@ -262,16 +289,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--check", action="store_true", help="only report stale files")
     args = parser.parse_args(argv)
-    files = generated_files()
-    stale = stale_files(files)
-    if args.check:
-        for path in stale:
-            print(f"stale: {path.relative_to(REPO_ROOT)}", file=sys.stderr)
-        return 1 if stale else 0
-    write_files(files)
+    stale: list[Path] = []
+    # The k8s manifests are the chart rendered with its generated files: those come first.
+    for generate in (generated_chart_files, generated_k8s_files):
+        files = generate()
+        stale += stale_files(files)
+        if not args.check:
+            write_files(files)
     for path in stale:
-        print(f"wrote {path.relative_to(REPO_ROOT)}")
-    return 0
+        if args.check:
+            print(f"stale: {path.relative_to(REPO_ROOT)}", file=sys.stderr)
+        else:
+            print(f"wrote {path.relative_to(REPO_ROOT)}")
+    return 1 if args.check and stale else 0
 
 
 if __name__ == "__main__":

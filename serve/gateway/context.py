@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from serve.metrics import GatewayMetrics
 from serve.routing import ModelRouter
 from serve.settings import TheoSettings
+from serve.telemetry.metrics import GatewayMetrics
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from engines.base import TranscriptionResult
-from engines.whisper.languages import language_name
+from engines.languages import language_name
 from serve.gateway.protocol import (
     Granularity,
     Segment,

@@ -121,9 +121,7 @@ async def run_transcription(
             )
     except Exception as exc:
         raise engine_error(routed.name, exc) from exc
-    context.metrics.audio_seconds.labels(routed.name, routed.manifest.engine.value).inc(
-        result.duration
-    )
+    context.metrics.audio_seconds.labels(routed.name, routed.manifest.engine).inc(result.duration)
     return result
 
 
@@ -148,7 +146,7 @@ async def sse_transcription(
                 first = False
                 yield sse_event({"type": "transcript.text.delta", "delta": delta, "logprobs": None})
             elif isinstance(item, TranscriptionResult):
-                context.metrics.audio_seconds.labels(routed.name, routed.manifest.engine.value).inc(
+                context.metrics.audio_seconds.labels(routed.name, routed.manifest.engine).inc(
                     item.duration
                 )
                 yield sse_event(

@@ -1,4 +1,5 @@
-"""What a decode is told besides the audio: hot words and the previous utterance.
+"""What a session's decodes are told besides the audio: language, hot words and the previous
+utterance, as the `TranscribeOptions` the partial policy refines.
 
 The hot-word mechanism is chosen by capability, not by architecture: a model declaring
 `hot_words` gets them natively (`TranscribeOptions.hot_words`); otherwise they go into the
@@ -8,17 +9,10 @@ with `initial_prompt`, bounded, and the session drops it after a repetition loop
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from engines.base import TranscribeOptions
 from engines.manifest import Capabilities
 
 HOT_WORDS_PREFIX = "Glossary:"
-
-
-@dataclass(frozen=True)
-class DecodeContext:
-    prompt: str | None
-    hot_words: tuple[str, ...]
 
 
 def bounded_tail(text: str, max_chars: int) -> str:
@@ -31,14 +25,16 @@ def bounded_tail(text: str, max_chars: int) -> str:
     return tail[space + 1 :] if 0 <= space < len(tail) - 1 else tail
 
 
-def decode_context(
+def decode_options(
     capabilities: Capabilities,
     hot_words: list[str],
     previous_text: str | None,
     *,
     max_prompt_chars: int,
     session_prompt: str | None = None,
-) -> DecodeContext:
+    language: str | None = None,
+) -> TranscribeOptions:
+    """Realtime decodes never VAD-filter: the session's own VAD cut the segment."""
     words = tuple(w.strip() for w in hot_words if w.strip())
     native = words if capabilities.hot_words else ()
     parts: list[str] = []
@@ -50,4 +46,4 @@ def decode_context(
         if previous_text:
             parts.append(bounded_tail(previous_text, max_prompt_chars))
     prompt = " ".join(p for p in parts if p) or None
-    return DecodeContext(prompt=prompt, hot_words=native)
+    return TranscribeOptions(language=language, prompt=prompt, hot_words=native, vad_filter=False)

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from opentelemetry.trace import SpanKind
 
 from engines.base import Audio, STTBackend, TranscribeOptions, TranscriptionResult
-from serve.telemetry.realtime import record_recovery
+from serve.realtime.telemetry import record_recovery
 from serve.telemetry.tracing import current_carrier, span
 
 logger = logging.getLogger(__name__)

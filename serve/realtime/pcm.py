@@ -6,7 +6,6 @@ import numpy as np
 import numpy.typing as npt
 
 from engines.base import Audio
-from serve.audio import pcm16_to_float as pcm16_samples
 
 PCM16_SCALE = 32768.0
 
@@ -19,13 +18,7 @@ def pcm16_to_float(data: bytes) -> Audio:
     """Little-endian signed 16-bit mono PCM -> float32 in [-1, 1); whole samples only."""
     if len(data) % 2:
         raise PcmError(f"PCM16 frames must have an even number of bytes, got {len(data)}")
-    return pcm16_samples(data)
-
-
-def float_to_pcm16(audio: npt.NDArray[np.floating]) -> bytes:
-    """float samples -> little-endian PCM16 bytes (clipped)."""
-    scaled = np.clip(np.asarray(audio, dtype=np.float64) * PCM16_SCALE, -32768, 32767)
-    return np.round(scaled).astype("<i2").tobytes()
+    return np.frombuffer(data, dtype="<i2").astype(np.float32) / np.float32(PCM16_SCALE)
 
 
 def _mulaw_table() -> npt.NDArray[np.float32]:
@@ -66,11 +59,3 @@ def mulaw_to_float(data: bytes) -> Audio:
 def alaw_to_float(data: bytes) -> Audio:
     """G.711 A-law bytes (one sample per byte) -> float32."""
     return ALAW_TABLE[np.frombuffer(data, dtype=np.uint8)]
-
-
-def samples_to_ms(samples: int, rate: int) -> int:
-    return samples * 1000 // rate
-
-
-def ms_to_samples(ms: float, rate: int) -> int:
-    return round(ms * rate / 1000)

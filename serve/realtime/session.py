@@ -17,11 +17,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from engines.base import SAMPLE_RATE, Audio, TranscriptionResult
+from engines.base import SAMPLE_RATE, Audio, TranscribeOptions, TranscriptionResult
 from engines.manifest import Capabilities
 from serve.languages import LanguageError, validate_language
 from serve.realtime.backpressure import DropReport, RateMeter
-from serve.realtime.context import decode_context
+from serve.realtime.context import decode_options
 from serve.realtime.endpoint import (
     Endpointer,
     PauseEnded,
@@ -50,7 +50,7 @@ from serve.realtime.gate import PartialGate
 from serve.realtime.itn import apply_itn
 from serve.realtime.machine import SessionState, StateMachine, Timeout
 from serve.realtime.pcm import pcm16_to_float
-from serve.realtime.policy import DecodeRequest, PartialPolicy
+from serve.realtime.policy import PartialPolicy
 from serve.realtime.protocol import ProtocolError, SessionConfig
 from serve.realtime.resample import StreamResampler
 from serve.realtime.ring import RingBuffer
@@ -149,6 +149,10 @@ class StreamingSession:
         self._speculative: tuple[tuple[int, int], TranscriptionResult] | None = None
 
     # -- configuration -----------------------------------------------------------------------
+    def use_model(self, model: str, capabilities: Capabilities, policy: PartialPolicy) -> None:
+        """Transcribe with another model from now on (before any audio: the protocol checks)."""
+        self.model, self.capabilities, self.policy = model, capabilities, policy
+
     def configure(self, config: SessionConfig) -> None:
         """Apply a (validated) configuration; speech in progress is kept. Raises
         `ProtocolError` (and changes nothing) for a language the model does not support."""
@@ -370,7 +374,7 @@ class StreamingSession:
 
     async def _finalize(self, job: _End) -> None:
         start = job.start if self._carry_start is None else min(job.start, self._carry_start)
-        request = self._request()
+        options = self._options()
         segment_id = self._next_id
         audio_end_ms = to_ms(job.end)
         speech_end_ms = to_ms(job.speech_end) if job.speech_end is not None else None
@@ -381,7 +385,7 @@ class StreamingSession:
                 result = speculative[1]
             else:
                 audio = self.ring.read(start, job.end)
-                result = await self._decode_final(audio, request)
+                result = await self._decode_final(audio, options)
         except EngineFailureError as exc:
             self._carry_start = start
             self._segment_finished()
@@ -397,13 +401,13 @@ class StreamingSession:
             self._previous_text = final.text if usable_context else None
         await self.emit(SegmentDone(segment_id, final, speech_end_ms, audio_end_ms))
 
-    async def _decode_final(self, audio: Audio, request: DecodeRequest) -> TranscriptionResult:
+    async def _decode_final(self, audio: Audio, options: TranscribeOptions) -> TranscriptionResult:
         """The final's decode, retried; optional decodes of the replica wait meanwhile."""
         if self.partial_gate is not None:
             self.partial_gate.final_started()
         try:
             return await retrying(
-                lambda: self.policy.decode_final(audio, request),
+                lambda: self.policy.decode_final(audio, options),
                 retry_window_s=self.settings.retry_window_s,
             )
         finally:
@@ -433,16 +437,16 @@ class StreamingSession:
             final.audio_ms,
         )
 
-    def _request(self) -> DecodeRequest:
+    def _options(self) -> TranscribeOptions:
         previous = None if self.policy.looped else self._previous_text
-        context = decode_context(
+        return decode_options(
             self.capabilities,
             self.config.hot_words,
             previous,
             max_prompt_chars=self.settings.max_prompt_chars,
             session_prompt=self.config.prompt,
+            language=self.config.language,
         )
-        return DecodeRequest(language=self.config.language, context=context)
 
     async def _idle_work(self) -> bool:
         """In a pause, a speculative final; otherwise a partial once enough audio is new (and
@@ -466,7 +470,7 @@ class StreamingSession:
         self._partial_mark = position
         audio = self.ring.read(segment.start, position)
         try:
-            text = await self.policy.partial(audio, self._request())
+            text = await self.policy.partial(audio, self._options())
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -490,7 +494,7 @@ class StreamingSession:
         if self.partial_gate is not None and not self.partial_gate.try_acquire(self._wake):
             return False
         try:
-            result = await self.policy.decode_final(self.ring.read(*key), self._request())
+            result = await self.policy.decode_final(self.ring.read(*key), self._options())
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -1,15 +1,12 @@
-"""Server-side knobs of realtime sessions: env `THEO_REALTIME__<FIELD>` (also when nested as
-`TheoSettings.realtime`)."""
+"""Server-side knobs of realtime sessions: `TheoSettings.realtime`, env `THEO_REALTIME__<FIELD>`
+(chart: `settings.realtime`)."""
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field
 
 
-class RealtimeSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="THEO_REALTIME__", extra="ignore")
-
+class RealtimeSettings(BaseModel):
     partial_interval_ms: int = Field(default=500, ge=100, le=10_000)
     """Re-decode the open segment after this much new audio (encoder-decoder models)."""
     max_concurrent_partials: int = Field(default=1, ge=1)

@@ -4,54 +4,38 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import API_KEY
-from tests.support import clips, wer
-
-THEO = [sys.executable, "-m", "serve.cli"]
-
-
-def run(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*THEO, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
+from tests.support import clips, theo, theo_serve, wer
 
 
 def test_models_lists_bundled_models_with_capabilities(models_dir: Path) -> None:
-    out = run("models", "--models-dir", str(models_dir), "--json")
+    out = theo("models", "--models-dir", str(models_dir), "--json")
     assert out.returncode == 0, out.stderr
     listing = json.loads(out.stdout)
     by_name = {m["name"]: m for m in listing["models"]}
     assert by_name["whisper-base"]["capabilities"]["translation"] is True
     assert by_name["whisper-tiny.en"]["capabilities"]["languages"] == ["en"]
-    human = run("models", "--models-dir", str(models_dir))
+    human = theo("models", "--models-dir", str(models_dir))
     assert "whisper-tiny.en" in human.stdout and "encoder-decoder" in human.stdout
 
 
 def test_models_bundled_installs_both_bundled_models(tmp_path: Path) -> None:
-    out = run("models", "--models-dir", str(tmp_path), "bundled")
+    out = theo("models", "--models-dir", str(tmp_path), "bundled")
     assert out.returncode == 0, out.stderr
     assert "installed whisper-tiny.en" in out.stdout and "installed whisper-base" in out.stdout
     assert (tmp_path / "whisper-base" / "model" / "model.bin").stat().st_size == 145_217_532
-    listing = json.loads(run("models", "--models-dir", str(tmp_path), "--json").stdout)
+    listing = json.loads(theo("models", "--models-dir", str(tmp_path), "--json").stdout)
     assert sorted(m["name"] for m in listing["models"]) == ["whisper-base", "whisper-tiny.en"]
 
 
 def test_pull_without_network_fails_fast_and_clearly(tmp_path: Path) -> None:
     started = time.monotonic()
-    out = run("pull", "tiny.en", "--models-dir", str(tmp_path), env={"HF_HUB_OFFLINE": "0"})
+    out = theo("pull", "tiny.en", "--models-dir", str(tmp_path), env={"HF_HUB_OFFLINE": "0"})
     assert out.returncode != 0
     assert "cannot reach Hugging Face" in out.stderr or "cannot fetch" in out.stderr
     assert time.monotonic() - started < 60
@@ -59,14 +43,14 @@ def test_pull_without_network_fails_fast_and_clearly(tmp_path: Path) -> None:
 
 
 def test_pull_rejects_unknown_alias(tmp_path: Path) -> None:
-    out = run("pull", "not-a-model", "--models-dir", str(tmp_path))
+    out = theo("pull", "not-a-model", "--models-dir", str(tmp_path))
     assert out.returncode != 0 and "unknown model" in out.stderr
 
 
 @pytest.mark.e2e
 def test_transcribe_against_running_service(serve_url: str) -> None:
     clip = clips()["jfk.wav"]
-    out = run(
+    out = theo(
         "transcribe",
         str(clip.path),
         "-m",
@@ -78,11 +62,11 @@ def test_transcribe_against_running_service(serve_url: str) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert wer(clip.transcript, out.stdout) <= 0.1
-    srt = run(
+    srt = theo(
         "transcribe", str(clip.path), "--format", "srt", "--url", serve_url, "--api-key", API_KEY
     )
     assert srt.stdout.startswith("1\n00:00:00,000 --> ")
-    bad = run("transcribe", str(clip.path), "-m", "nope", "--url", serve_url, "--api-key", API_KEY)
+    bad = theo("transcribe", str(clip.path), "-m", "nope", "--url", serve_url, "--api-key", API_KEY)
     assert bad.returncode != 0 and "404" in bad.stderr and "nope" in bad.stderr
 
 
@@ -90,7 +74,7 @@ def test_serve_config_command_emits_valid_yaml(models_dir: Path) -> None:
     import yaml
     from ray.serve.schema import ServeDeploySchema
 
-    out = run("serve-config", "--models-dir", str(models_dir))
+    out = theo("serve-config", "--models-dir", str(models_dir))
     assert out.returncode == 0, out.stderr
     ServeDeploySchema.model_validate(yaml.safe_load(out.stdout))
 
@@ -102,28 +86,14 @@ def test_serve_runs_and_stops_cleanly_on_ctrl_c(models_dir: Path, tmp_path: Path
 
     import httpx
 
-    from serve.local import free_port
+    from serve.local import free_port, wait_healthy
 
     port = free_port()
     env = {**os.environ, "THEO_MODELS_DIR": str(models_dir), "THEO_MODELS": "whisper-tiny.en"}
     env.pop("THEO_API_KEYS", None)
-    proc = subprocess.Popen(
-        [*THEO, "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = theo_serve(port, env)
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
+        wait_healthy(f"http://127.0.0.1:{port}", process=proc)
         clip = clips()["jfk.wav"]
         r = httpx.post(
             f"http://127.0.0.1:{port}/v1/audio/transcriptions",

@@ -9,7 +9,6 @@ import pty
 import re
 import select
 import subprocess
-import sys
 import time
 import wave
 from collections.abc import Iterator
@@ -17,27 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from serve.cli_display import CLEAR_LINE, DIM, RESET
+from cli.display import CLEAR_LINE, DIM, RESET
 from tests.conftest import API_KEY
 from tests.pulse import VirtualMicrophone
 from tests.realtime.helpers import norm_words, stream_wer
-from tests.support import clips, wer
+from tests.support import THEO, clips, theo, wer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
-THEO = [sys.executable, "-m", "serve.cli"]
 STAMPED = re.compile(r"^\[(\d\d:\d\d\.\d) - (\d\d:\d\d\.\d)\] (.+)$")
-
-
-def theo(
-    *args: str, timeout: float = 120, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*THEO, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def on_terminal(*args: str, timeout: float = 120) -> tuple[int, str]:

@@ -1,5 +1,6 @@
-"""One contract for every engine: `model=whisper-…` or `model=wenet-…` changes nothing for
-a REST client (same fields, same types, same errors)."""
+"""One contract for every registered engine (parametrized over the registry, each on its
+model in `tests.conftest.CONTRACT_MODELS`): `model=whisper-…` or `model=wenet-…` changes
+nothing for a REST client (same fields, same types, same errors)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from tests.support import clips, wer
 
 pytestmark = pytest.mark.e2e
 
-ENGINES = ["whisper-tiny.en", WENET_MODEL]
 JFK = clips()["jfk.wav"]
 
 
@@ -29,16 +29,16 @@ def transcribe(url: str, headers: dict[str, str], **data: Any) -> httpx.Response
     )
 
 
-@pytest.mark.parametrize("model", ENGINES)
-def test_json(serve_url: str, auth_headers: dict[str, str], model: str) -> None:
+def test_json(serve_url: str, auth_headers: dict[str, str], contract_model: str) -> None:
+    model = contract_model
     body = transcribe(serve_url, auth_headers, model=model).json()
     assert set(body) == {"text", "usage"}
     assert body["usage"] == {"type": "duration", "seconds": 11.0}
     assert wer(JFK.transcript, body["text"]) <= 0.1
 
 
-@pytest.mark.parametrize("model", ENGINES)
-def test_verbose_json(serve_url: str, auth_headers: dict[str, str], model: str) -> None:
+def test_verbose_json(serve_url: str, auth_headers: dict[str, str], contract_model: str) -> None:
+    model = contract_model
     r = transcribe(
         serve_url,
         auth_headers,
@@ -74,8 +74,8 @@ def test_verbose_json(serve_url: str, auth_headers: dict[str, str], model: str) 
     assert 1.0 < ask["start"] < 4.5  # "ask not" is said at about 2-3 s
 
 
-@pytest.mark.parametrize("model", ENGINES)
-def test_text_srt_vtt(serve_url: str, auth_headers: dict[str, str], model: str) -> None:
+def test_text_srt_vtt(serve_url: str, auth_headers: dict[str, str], contract_model: str) -> None:
+    model = contract_model
     text = transcribe(serve_url, auth_headers, model=model, response_format="text")
     assert text.headers["content-type"].startswith("text/plain") and text.text.endswith("\n")
     srt = transcribe(serve_url, auth_headers, model=model, response_format="srt").text
@@ -92,8 +92,8 @@ def test_text_srt_vtt(serve_url: str, auth_headers: dict[str, str], model: str) 
     assert wer(JFK.transcript, text.text) <= 0.1
 
 
-@pytest.mark.parametrize("model", ENGINES)
-def test_sse(serve_url: str, auth_headers: dict[str, str], model: str) -> None:
+def test_sse(serve_url: str, auth_headers: dict[str, str], contract_model: str) -> None:
+    model = contract_model
     events = []
     with httpx.stream(
         "POST",
@@ -110,8 +110,8 @@ def test_sse(serve_url: str, auth_headers: dict[str, str], model: str) -> None:
     assert events[-1]["usage"] == {"type": "duration", "seconds": 11.0}
 
 
-@pytest.mark.parametrize("model", ENGINES)
-def test_error_contract(serve_url: str, auth_headers: dict[str, str], model: str) -> None:
+def test_error_contract(serve_url: str, auth_headers: dict[str, str], contract_model: str) -> None:
+    model = contract_model
     garbage = httpx.post(
         f"{serve_url}/v1/audio/transcriptions",
         headers=auth_headers,

@@ -53,7 +53,7 @@ import httpx
 import numpy as np
 import pytest
 
-from serve.realtime.client import RealtimeClient, realtime_url
+from cli.realtime_client import RealtimeClient, realtime_url
 from serve.realtime.pcm import float_to_pcm16
 from tests.conftest import API_KEY, MAX_AUDIO_DURATION_S
 from tests.hostile.inputs import (

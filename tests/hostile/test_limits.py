@@ -47,9 +47,9 @@ def gateway_app() -> Any:
     model is looked up, so it serves none)."""
     from serve.gateway.app import api
     from serve.gateway.context import GatewayContext, set_context
-    from serve.metrics import GatewayMetrics
     from serve.routing import ModelRouter
     from serve.settings import TheoSettings
+    from serve.telemetry.metrics import GatewayMetrics
 
     set_context(
         GatewayContext(

@@ -10,8 +10,8 @@ import secrets
 import numpy as np
 import pytest
 
+from cli.realtime_client import RealtimeClient, realtime_url
 from serve.audio import decode_audio_bytes
-from serve.realtime.client import RealtimeClient, realtime_url
 from tests.conftest import API_KEY
 from tests.observability.collector import OtlpCollector
 from tests.observability.promtext import Key, delta, scrape, value

@@ -68,7 +68,7 @@ def test_streamed_request_traces_the_engine_stream(
     headers = {**auth_headers, "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
     response = transcribe(serve_url, headers, stream="true")
     assert response.status_code == 200 and "transcript.text.done" in response.text
-    spans = collector.store.wait_for(trace_id, {"engine.transcribe_stream", "inference"})
+    spans = collector.store.wait_for(trace_id, {ROOT, "engine.transcribe_stream", "inference"})
     engine = one(spans, "engine.transcribe_stream")
     assert one(spans, ROOT).span_id == engine.parent_id
     assert_engine_call(spans, engine)

@@ -11,8 +11,8 @@ from engines.base import SAMPLE_RATE, Audio
 from engines.manifest import ModelManifest
 from serve.realtime.engine import Transcriber
 from serve.realtime.events import SessionEvent
+from serve.realtime.model import choose_policy
 from serve.realtime.native import dump, render_native
-from serve.realtime.policy import choose_policy
 from serve.realtime.protocol import SessionConfig
 from serve.realtime.session import StreamingSession
 from serve.realtime.settings import RealtimeSettings

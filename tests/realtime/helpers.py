@@ -3,15 +3,17 @@ contractions expanded (Whisper writes "I'm" for "I am"), and event-sequence chec
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import re
 from functools import cache
 from typing import Any
 
 import numpy as np
 
+from cli.realtime_client import float_to_pcm16
 from engines.base import Audio
 from serve.audio import decode_audio_bytes
-from serve.realtime.pcm import float_to_pcm16
 from tests.support import clips, normalize, wer
 
 ENGLISH = ("jfk.wav", "6930-75918-0000.wav", "7902-96591-0000.wav")
@@ -120,3 +122,70 @@ def assert_monotonic(events: list[dict[str, Any]]) -> None:
             last_end = event["end_ms"]
         elif event["type"] == "vad.speech_end":
             assert last_end <= event["timestamp_ms"], (last_end, event)
+
+
+async def openai_sdk_transcription(
+    base_url: str,
+    api_key: str,
+    model: str,
+    audio_24k: Audio,
+    *,
+    silence_duration_ms: int,
+    speed: float,
+    until_all_sent: bool,
+) -> list[Any]:
+    """Stream 24 kHz audio through the official SDK's realtime connection in transcription
+    mode (server VAD, English) in 100 ms appends at `speed` x real time. Returns the events
+    received until a transcription completes, or with `until_all_sent`, until all audio is
+    sent and every utterance the server detected has completed."""
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(base_url=f"{base_url}/v1", api_key=api_key, max_retries=0)
+    received: list[Any] = []
+    async with client.realtime.connect(
+        model=model, extra_query={"intent": "transcription"}
+    ) as connection:
+        await connection.session.update(
+            session={
+                "type": "transcription",
+                "audio": {
+                    "input": {
+                        "format": {"type": "audio/pcm", "rate": 24000},
+                        "transcription": {"model": model, "language": "en"},
+                        "turn_detection": {
+                            "type": "server_vad",
+                            "silence_duration_ms": silence_duration_ms,
+                        },
+                    }
+                },
+            }
+        )
+
+        async def send() -> None:
+            step = 2400  # 100 ms
+            for i in range(0, len(audio_24k), step):
+                chunk = base64.b64encode(float_to_pcm16(audio_24k[i : i + step])).decode()
+                await connection.input_audio_buffer.append(audio=chunk)
+                await asyncio.sleep(0.1 / speed)
+
+        sender = asyncio.create_task(send())
+        spoken: set[str] = set()
+        completed: set[str] = set()
+        while True:
+            try:
+                event = await asyncio.wait_for(connection.recv(), 0.5)
+            except TimeoutError:
+                event = None
+            if event is not None:
+                received.append(event)
+                if event.type == "input_audio_buffer.speech_started":
+                    spoken.add(event.item_id)
+                if event.type == "conversation.item.input_audio_transcription.completed":
+                    completed.add(event.item_id)
+                    if not until_all_sent:
+                        break
+            # Everything sent, and every utterance the server heard has its transcript.
+            if until_all_sent and sender.done() and completed and spoken <= completed:
+                break
+        await sender
+    return received

@@ -8,7 +8,7 @@ import pytest
 
 from engines.manifest import Architecture, Capabilities
 from serve.realtime.backpressure import DropReport, RateMeter
-from serve.realtime.context import HOT_WORDS_PREFIX, bounded_tail, decode_context
+from serve.realtime.context import HOT_WORDS_PREFIX, bounded_tail, decode_options
 from serve.realtime.itn import apply_itn, supports_itn
 
 
@@ -48,14 +48,14 @@ def caps(**flags: bool) -> Capabilities:
 
 
 def test_hot_words_go_native_when_the_model_has_them() -> None:
-    context = decode_context(
+    context = decode_options(
         caps(hot_words=True, initial_prompt=True), ["Theo", "Ray"], None, max_prompt_chars=50
     )
     assert context.hot_words == ("Theo", "Ray") and context.prompt is None
 
 
 def test_hot_words_go_to_the_prompt_otherwise() -> None:
-    context = decode_context(
+    context = decode_options(
         caps(initial_prompt=True),
         ["Theo", "Ray"],
         "And so my fellow Americans.",
@@ -66,14 +66,14 @@ def test_hot_words_go_to_the_prompt_otherwise() -> None:
 
 
 def test_session_prompt_comes_first() -> None:
-    context = decode_context(
+    context = decode_options(
         caps(initial_prompt=True), [], "previous words", max_prompt_chars=50, session_prompt="Theo"
     )
     assert context.prompt == "Theo previous words"
 
 
 def test_no_prompt_without_the_capability() -> None:
-    context = decode_context(caps(), ["Theo"], "previous words", max_prompt_chars=50)
+    context = decode_options(caps(), ["Theo"], "previous words", max_prompt_chars=50)
     assert context.prompt is None and context.hot_words == ()
 
 

@@ -12,17 +12,18 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, WebSocket
 
+from cli.realtime_client import RealtimeClient, float_to_pcm16
 from engines.manifest import ModelManifest
 from engines.whisper.backend import WhisperBackend
 from serve.errors import ModelNotFoundError
 from serve.local import free_port
-from serve.realtime.client import RealtimeClient
-from serve.realtime.connection import Mode, ModelChoice, RealtimeConnection
+from serve.realtime.connection import RealtimeConnection
 from serve.realtime.engine import backend_transcriber
 from serve.realtime.gate import PartialGate
-from serve.realtime.pcm import float_to_pcm16
+from serve.realtime.model import SessionModel
 from serve.realtime.protocol import SessionConfig
 from serve.realtime.settings import RealtimeSettings
+from serve.realtime.wire import NativeWire
 from tests.realtime.helpers import clip_audio, clip_text, silence, stream_wer
 
 pytestmark = pytest.mark.timeout(120)
@@ -30,9 +31,9 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture
 async def server(tiny_manifest: ModelManifest, tiny_backend: WhisperBackend) -> AsyncIterator[str]:
-    choice = ModelChoice(tiny_manifest.name, tiny_manifest, backend_transcriber(tiny_backend))
+    choice = SessionModel(tiny_manifest, backend_transcriber(tiny_backend))
 
-    def resolve(name: str) -> ModelChoice:
+    def resolve(name: str) -> SessionModel:
         if name != choice.name:
             raise ModelNotFoundError(name)
         return choice
@@ -45,10 +46,10 @@ async def server(tiny_manifest: ModelManifest, tiny_backend: WhisperBackend) -> 
         await websocket.accept()
         connection = RealtimeConnection(
             websocket,
-            choice=choice,
+            model=choice,
             resolve=resolve,
             settings=RealtimeSettings(ping_interval_s=0.3),
-            mode=Mode.NATIVE,
+            protocol=NativeWire(),
             config=SessionConfig(),
             partial_gate=gate,
         )

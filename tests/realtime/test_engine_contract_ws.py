@@ -1,11 +1,12 @@
-"""The realtime protocol is one contract for both engines: `model=whisper-…` or
+"""The realtime protocol is one contract for every registered engine (parametrized over the
+registry, each on its model in `tests.conftest.CONTRACT_MODELS`): `model=whisper-…` or
 `model=wenet-…` gives the same event sequence, fields and types, in native and OpenAI mode.
-CTC models stream native partials chunk by chunk; a killed CTC replica is recovered."""
+Natively streaming models send partials chunk by chunk; a killed streaming replica is
+recovered."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import itertools
 import time
 from pathlib import Path
@@ -15,14 +16,14 @@ import httpx
 import numpy as np
 import pytest
 
-from serve.realtime.client import RealtimeClient, realtime_url
-from serve.realtime.pcm import float_to_pcm16
+from cli.realtime_client import RealtimeClient, realtime_url
 from tests.conftest import API_KEY, WENET_MODEL
 from tests.realtime.helpers import (
     assert_monotonic,
     assert_partials_prefix_finals,
     clip_audio,
     finals,
+    openai_sdk_transcription,
     silence,
     stream_wer,
     types,
@@ -30,7 +31,6 @@ from tests.realtime.helpers import (
 from tests.realtime.test_ws_e2e import engine_replica_names, resample
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-ENGINES = ["whisper-tiny.en", WENET_MODEL]
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}
 JFK_TEXT = (
     "and so my fellow americans ask not what your country can do for you "
@@ -63,8 +63,8 @@ async def run_session(url: str, audio: np.ndarray, speed: float) -> list[dict[st
     return client.record.events
 
 
-@pytest.mark.parametrize("model", ENGINES)
-async def test_native_mode_contract(serve_url: str, model: str) -> None:
+async def test_native_mode_contract(serve_url: str, contract_model: str) -> None:
+    model = contract_model
     audio = np.concatenate([silence(0.5), clip_audio("jfk.wav"), silence(2.5)])
     events = await run_session(realtime_url(serve_url, model=model, language="en"), audio, 2.0)
     kinds = types(events)
@@ -109,45 +109,15 @@ async def test_ctc_partials_arrive_chunk_by_chunk_before_speech_end(serve_url: s
     assert finals(events)[0]["text"].startswith("and so my fellow americans ask not")
 
 
-@pytest.mark.parametrize("model", ENGINES)
-async def test_openai_mode_contract(serve_url: str, model: str) -> None:
-    from openai import AsyncOpenAI
-
+async def test_openai_mode_contract(serve_url: str, contract_model: str) -> None:
+    model = contract_model
     audio = resample(np.concatenate([silence(0.3), clip_audio("jfk.wav"), silence(2.5)]), 24_000)
-    client = AsyncOpenAI(base_url=f"{serve_url}/v1", api_key=API_KEY, max_retries=0)
-    received: list[Any] = []
-    async with client.realtime.connect(
-        model=model, extra_query={"intent": "transcription"}
-    ) as connection:
-        await connection.session.update(
-            session={
-                "type": "transcription",
-                "audio": {
-                    "input": {
-                        "format": {"type": "audio/pcm", "rate": 24000},
-                        "transcription": {"model": model, "language": "en"},
-                        "turn_detection": {"type": "server_vad", "silence_duration_ms": 2000},
-                    }
-                },
-            }
-        )
-
-        async def send() -> None:
-            step = 2400
-            for i in range(0, len(audio), step):
-                chunk = base64.b64encode(float_to_pcm16(audio[i : i + step])).decode()
-                await connection.input_audio_buffer.append(audio=chunk)
-                await asyncio.sleep(0.033)  # 3x real time
-
-        sender = asyncio.create_task(send())
-        completed: list[Any] = []
-        async for event in connection:
-            received.append(event)
-            if event.type == "conversation.item.input_audio_transcription.completed":
-                completed.append(event)
-                if sender.done():
-                    break
-        await sender
+    received = await openai_sdk_transcription(
+        serve_url, API_KEY, model, audio, silence_duration_ms=2000, speed=3.0, until_all_sent=True
+    )
+    completed = [
+        e for e in received if e.type == "conversation.item.input_audio_transcription.completed"
+    ]
     kinds = [e.type for e in received]
     assert kinds[:2] == ["session.created", "session.updated"] and "error" not in kinds
     assert completed

@@ -7,13 +7,8 @@ import warnings
 import numpy as np
 import pytest
 
-from serve.realtime.pcm import (
-    PcmError,
-    alaw_to_float,
-    float_to_pcm16,
-    mulaw_to_float,
-    pcm16_to_float,
-)
+from cli.realtime_client import float_to_pcm16
+from serve.realtime.pcm import PcmError, alaw_to_float, mulaw_to_float, pcm16_to_float
 from serve.realtime.resample import StreamResampler
 from tests.realtime.helpers import clip_audio
 

@@ -1,5 +1,6 @@
-"""The partial policy on the real tiny.en backend: choice by architecture, LocalAgreement
-partials converging on the final, no text from silence or noise."""
+"""The partial policy on the real tiny.en backend: choice by declared streaming (never by
+architecture), LocalAgreement partials converging on the final, no text from silence or
+noise."""
 
 from __future__ import annotations
 
@@ -8,31 +9,43 @@ import itertools
 import numpy as np
 import pytest
 
+from engines.base import TranscribeOptions
 from engines.manifest import Architecture, ModelManifest
 from engines.whisper.backend import WhisperBackend
 from serve.errors import UnsupportedCapabilityError
-from serve.realtime.context import DecodeContext
 from serve.realtime.engine import backend_transcriber
-from serve.realtime.policy import DecodeRequest, LocalAgreementPolicy, choose_policy
+from serve.realtime.model import choose_policy
+from serve.realtime.native_partials import NativePartialPolicy
+from serve.realtime.redecode import LocalAgreementPolicy
 from tests.realtime.helpers import clip_audio, clip_text, norm_words, silence, stream_wer
 
-REQUEST = DecodeRequest(language="en", context=DecodeContext(prompt=None, hot_words=()))
+REQUEST = TranscribeOptions(language="en", vad_filter=False)
 
 
-def test_policy_is_chosen_by_architecture(
+def with_caps(manifest: ModelManifest, engine: str | None = None, **caps: object) -> ModelManifest:
+    capabilities = manifest.capabilities.model_copy(update=caps)
+    return manifest.model_copy(
+        update={"capabilities": capabilities, "engine": engine or manifest.engine}
+    )
+
+
+def test_policy_is_chosen_by_declared_streaming_not_architecture(
     tiny_manifest: ModelManifest, tiny_backend: WhisperBackend
 ) -> None:
     transcribe = backend_transcriber(tiny_backend)
     assert isinstance(choose_policy(tiny_manifest, transcribe, 10), LocalAgreementPolicy)
-    ctc = tiny_manifest.model_copy(
-        update={
-            "capabilities": tiny_manifest.capabilities.model_copy(
-                update={"architecture": Architecture.CTC}
-            )
-        }
-    )
-    with pytest.raises(UnsupportedCapabilityError, match="ctc"):
-        choose_policy(ctc, transcribe, 10)
+    # A CTC model of an engine without native streaming: re-decoded, whatever it claims.
+    ctc = with_caps(tiny_manifest, architecture=Architecture.CTC, streaming=True)
+    assert isinstance(choose_policy(ctc, transcribe, 10), LocalAgreementPolicy)
+    # An offline CTC export of a streaming engine (no streaming state): re-decoded too.
+    offline = with_caps(tiny_manifest, "wenet", architecture=Architecture.CTC, streaming=False)
+    assert isinstance(choose_policy(offline, transcribe, 10), LocalAgreementPolicy)
+    # A streaming model of a streaming engine: native partials, from its sticky replicas.
+    native = with_caps(tiny_manifest, "wenet", architecture=Architecture.CTC, streaming=True)
+    with pytest.raises(UnsupportedCapabilityError, match="streams natively"):
+        choose_policy(native, transcribe, 10)
+    handle = object()
+    assert isinstance(choose_policy(native, transcribe, 10, handle), NativePartialPolicy)
 
 
 async def test_partials_grow_and_are_prefixes_of_the_final(

@@ -10,6 +10,7 @@ import pytest
 from openai.types.realtime import realtime_server_event
 from pydantic import TypeAdapter
 
+from cli.realtime_client import float_to_pcm16
 from engines.base import WordTiming
 from serve.realtime.events import (
     FinalTranscript,
@@ -30,7 +31,6 @@ from serve.realtime.openai_protocol import (
     parse_client_data,
     parse_client_event,
 )
-from serve.realtime.pcm import float_to_pcm16
 from serve.realtime.protocol import (
     SERVER_EVENTS,
     InputAudioBufferCommit,

@@ -14,11 +14,10 @@ import httpx
 import numpy as np
 import pytest
 
+from cli.realtime_client import RealtimeClient, float_to_pcm16, realtime_url
 from engines.base import Audio
 from engines.manifest import load_manifest
 from serve.builder import engine_deployment_name
-from serve.realtime.client import RealtimeClient, realtime_url
-from serve.realtime.pcm import float_to_pcm16
 from tests.conftest import API_KEY
 from tests.realtime.helpers import (
     assert_monotonic,
@@ -28,6 +27,7 @@ from tests.realtime.helpers import (
     collapse,
     core,
     finals,
+    openai_sdk_transcription,
     silence,
     stream_wer,
     types,
@@ -297,41 +297,11 @@ def resample(audio: Audio, rate: int) -> Audio:
 
 
 async def test_openai_sdk_transcription_mode(serve_url: str) -> None:
-    from openai import AsyncOpenAI
-
     name = "6930-75918-0000.wav"
     audio = resample(np.concatenate([silence(0.3), clip_audio(name), silence(1.5)]), 24_000)
-    client = AsyncOpenAI(base_url=f"{serve_url}/v1", api_key=API_KEY, max_retries=0)
-    received: list[Any] = []
-    async with client.realtime.connect(
-        model=MODEL, extra_query={"intent": "transcription"}
-    ) as connection:
-        await connection.session.update(
-            session={
-                "type": "transcription",
-                "audio": {
-                    "input": {
-                        "format": {"type": "audio/pcm", "rate": 24000},
-                        "transcription": {"model": MODEL, "language": "en"},
-                        "turn_detection": {"type": "server_vad", "silence_duration_ms": 500},
-                    }
-                },
-            }
-        )
-
-        async def send() -> None:
-            step = 2400  # 100 ms
-            for i in range(0, len(audio), step):
-                chunk = base64.b64encode(float_to_pcm16(audio[i : i + step])).decode()
-                await connection.input_audio_buffer.append(audio=chunk)
-                await asyncio.sleep(0.05)  # 2x real time
-
-        sender = asyncio.create_task(send())
-        async for event in connection:
-            received.append(event)
-            if event.type == "conversation.item.input_audio_transcription.completed":
-                break
-        await sender
+    received = await openai_sdk_transcription(
+        serve_url, API_KEY, MODEL, audio, silence_duration_ms=500, speed=2.0, until_all_sent=False
+    )
     kinds = [e.type for e in received]
     assert kinds[:2] == ["session.created", "session.updated"]
     assert "error" not in kinds

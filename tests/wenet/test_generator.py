@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engines.manifest import Architecture, EngineName, load_manifest
+from engines.manifest import Architecture, load_manifest
 from engines.wenet.testing.__main__ import main
 from engines.wenet.testing.vocab import letter_units, parse_script, plain_text, word_pieces
 from engines.wenet.units import UnitTable
@@ -24,7 +24,7 @@ def test_cli_writes_a_loadable_model_directory(
     assert {p.name for p in tmp_path.iterdir()} == {"final.zip", "units.txt", "theo.yaml"}
     manifest = load_manifest(tmp_path / "theo.yaml")
     caps = manifest.capabilities
-    assert manifest.engine is EngineName.WENET and caps.architecture is Architecture.CTC
+    assert manifest.engine == "wenet" and caps.architecture is Architecture.CTC
     assert caps.streaming and caps.hot_words and caps.partial_transcripts and caps.word_timestamps
     assert manifest.model_path() == tmp_path
     assert manifest.engine_config["decoding_chunk_size"] == 16

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engines.wenet.text import join_words, split_words, units_to_text
+from engines.text import join_words
+from engines.wenet.text import split_words, units_to_text
 from engines.wenet.units import UnitTable
 
 B = "\u2581"

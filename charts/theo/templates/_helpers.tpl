@@ -43,7 +43,7 @@ helm.sh/chart: {{ include "theo.chart" . }}
 {{- end -}}
 
 {{/*
-Pod labels for one Ray group ("head", "gateway", "whisper", "wenet"). No chart or app version
+Pod labels for one Ray group ("head", "gateway", or an engine key such as "whisper"). No chart or app version
 here: changing a pod template makes KubeRay build a whole new RayCluster.
 */}}
 {{- define "theo.podLabels" -}}

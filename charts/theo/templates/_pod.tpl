@@ -7,14 +7,9 @@ image) and its own labels; the Ray container must be the first container.
 {{- define "theo.engineGroup" -}}
 {{- $root := .root -}}
 {{- $resource := .resource -}}
-{{- $b := include "theo.builder" $root | fromJson -}}
 {{- $s := include "theo.settings" $root | fromJson -}}
-{{- $engine := "" -}}
-{{- range $name, $res := $b.engineResources -}}
-{{- if eq $res $resource }}{{ $engine = $name }}{{ end -}}
-{{- end -}}
-{{- $spec := get $s (get $b.engineSettings $engine) -}}
-{{- $g := get $root.Values.engines $resource -}}
+{{- $spec := get $s $resource -}}
+{{- $g := include "theo.engineValues" (dict "root" $root "key" $resource) | fromJson -}}
 {{- $units := mulf $g.replicasPerPod $spec.custom_resource -}}
 {{- if ne $units (floor $units) -}}
 {{- fail (printf "engines.%s: replicasPerPod (%v) x settings.%s.custom_resource (%v) must be a whole number: Ray custom resources of a worker group are integers" $resource $g.replicasPerPod $resource $spec.custom_resource) -}}
@@ -27,7 +22,7 @@ image) and its own labels; the Ray container must be the first container.
 {{- fail (printf "engines.%s: need minReplicas <= replicas <= maxReplicas" $resource) -}}
 {{- end -}}
 {{- $params := dict "num-cpus" (toString (int (ceil (mulf $g.replicasPerPod $spec.num_cpus)))) "num-gpus" (toString (int $g.gpus)) "resources" (printf "\"{\\\"%s\\\": %d}\"" $resource (int $units)) -}}
-{{- toJson (dict "engine" $engine "rayStartParams" (merge $params ($g.rayStartParams | default dict))) -}}
+{{- toJson (dict "rayStartParams" (merge $params ($g.rayStartParams | default dict))) -}}
 {{- end -}}
 
 {{- define "theo.rayEnv" -}}

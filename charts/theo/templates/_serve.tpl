@@ -1,7 +1,8 @@
 {{/*
 serveConfigV2, built from `settings` + `models` exactly as serve/builder.py's `serve_config`
 builds it for `theo serve`. Defaults, names and engine resources come from
-files/builder-defaults.json, generated from the builder by `python -m serve.deploy.chart`;
+files/builder-defaults.json, generated from the builder and the registered engines
+(engines/spec.py) by `python -m serve.deploy.chart`;
 tests/test_chart.py renders this and requires equality with the builder's output.
 */}}
 
@@ -26,6 +27,40 @@ tests/test_chart.py renders this and requires equality with the builder's output
 {{- toJson $s -}}
 {{- end -}}
 
+{{/*
+An engine's worker group values, `dict "root" $ "key" KEY`: the registered engine's generated
+defaults (files/builder-defaults.json), then `engines.<key>`; the gateway image when neither
+names an image (an engine without libraries of its own). JSON.
+*/}}
+{{- define "theo.engineValues" -}}
+{{- $b := include "theo.builder" .root | fromJson -}}
+{{- $key := .key -}}
+{{- $defaults := dict -}}
+{{- range $name, $engine := $b.engines -}}
+{{- if eq $engine.key $key }}{{ $defaults = $engine.group }}{{ end -}}
+{{- end -}}
+{{- $group := include "theo.deepMerge" (dict "base" $defaults "over" (get .root.Values.engines $key | default dict)) | fromJson -}}
+{{- if not $group.image -}}
+{{- $_ := set $group "image" .root.Values.gatewayImage -}}
+{{- end -}}
+{{- toJson $group -}}
+{{- end -}}
+
+{{/* The registered engines whose worker group is enabled, in engine name order:
+{"items": [{"name", "key", "userConfigKeys", "nativeStreaming", "values": <group values>}]}. */}}
+{{- define "theo.enabledEngines" -}}
+{{- $root := . -}}
+{{- $b := include "theo.builder" . | fromJson -}}
+{{- $items := list -}}
+{{- range $name, $engine := $b.engines -}}
+{{- $values := include "theo.engineValues" (dict "root" $root "key" $engine.key) | fromJson -}}
+{{- if $values.enabled -}}
+{{- $items = append $items (dict "name" $name "key" $engine.key "userConfigKeys" $engine.userConfigKeys "nativeStreaming" $engine.nativeStreaming "values" $values) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson (dict "items" $items) -}}
+{{- end -}}
+
 {{/* The served models' manifests (defaults filled, `directory` set), as {"items": [...]}. */}}
 {{- define "theo.models" -}}
 {{- $b := include "theo.builder" . | fromJson -}}
@@ -34,8 +69,11 @@ tests/test_chart.py renders this and requires equality with the builder's output
 {{- $names := dict -}}
 {{- range $entry := .Values.models -}}
 {{- $manifest := include "theo.deepMerge" (dict "base" $b.manifest "over" $entry.manifest) | fromJson -}}
-{{- $resource := get $b.engineResources $manifest.engine -}}
-{{- $group := get $.Values.engines $resource -}}
+{{- $engine := get $b.engines (toString $manifest.engine) -}}
+{{- if not $engine -}}
+{{- fail (printf "models: %q has engine %q; registered engines: %s" $manifest.name $manifest.engine (keys $b.engines | sortAlpha | join ", ")) -}}
+{{- end -}}
+{{- $group := include "theo.engineValues" (dict "root" $ "key" $engine.key) | fromJson -}}
 {{- if and (dig "enabled" true $entry) $group.enabled -}}
 {{- if hasKey $names $manifest.name -}}
 {{- fail (printf "models: %q is listed twice" $manifest.name) -}}
@@ -69,19 +107,21 @@ tests/test_chart.py renders this and requires equality with the builder's output
 {{- $_ := set $gateway "ray_actor_options" (dict "num_cpus" $s.gateway.num_cpus) -}}
 {{- $deployments := list $gateway -}}
 {{- range $m := (include "theo.models" . | fromJson).items -}}
-{{- $resource := get $b.engineResources $m.engine -}}
-{{- $spec := get $s (get $b.engineSettings $m.engine) -}}
+{{- $engine := get $b.engines $m.engine -}}
+{{- $resource := $engine.key -}}
+{{- $spec := get $s $resource -}}
 {{- $d := include "theo.replicaOptions" $spec | fromJson -}}
 {{- $_ := set $d "name" (printf "%s-%s" $resource (regexReplaceAll "[^A-Za-z0-9_-]" $m.name "_")) -}}
 {{- $_ := set $d "ray_actor_options" (dict "num_cpus" $spec.num_cpus "num_gpus" $spec.num_gpus "resources" (dict $resource $spec.custom_resource)) -}}
 {{- $userConfig := dict -}}
-{{- range $key := get $b.userConfigKeys $m.engine -}}
+{{- range $key := $engine.userConfigKeys -}}
 {{- $_ := set $userConfig $key (get $spec $key) -}}
 {{- end -}}
 {{- if $userConfig -}}
 {{- $_ := set $d "user_config" $userConfig -}}
 {{- end -}}
-{{- if eq $m.capabilities.architecture "ctc" -}}
+{{- /* mirrors engines.spec.streams_natively: the engine streams and the model declares it */}}
+{{- if and $engine.nativeStreaming $m.capabilities.streaming -}}
 {{- $_ := set $d "request_router_config" (dict "request_router_class" $b.stickyRouterClass) -}}
 {{- end -}}
 {{- $deployments = append $deployments $d -}}

@@ -12,15 +12,9 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from engines.manifest import (
-    Architecture,
-    Capabilities,
-    EngineName,
-    ModelManifest,
-    Resources,
-    write_manifest,
-)
+from engines.manifest import ModelManifest, Resources, write_manifest
 from engines.wenet.features import NUM_MEL_BINS, fbank
+from engines.wenet.manifests import ENGINE, wenet_capabilities
 from engines.wenet.testing.modules import (
     SIZES,
     AttentionDecoder,
@@ -163,20 +157,12 @@ def generate_model(
     size_mb = (directory / "final.zip").stat().st_size / 2**20
     manifest = ModelManifest(
         name=name or (f"wenet-playback-{size}" if playback else f"wenet-{size}"),
-        engine=EngineName.WENET,
+        engine=ENGINE,
         description=(
             f"Generated {size} WeNet-format conformer, random weights"
             + (" (playback model)" if playback else "")
         ),
-        capabilities=Capabilities(
-            architecture=Architecture.CTC,
-            streaming=True,
-            languages=[language],
-            word_timestamps=True,
-            partial_transcripts=True,
-            hot_words=True,
-            batch_inference=False,
-        ),
+        capabilities=wenet_capabilities(language),
         resources=Resources(memory_mb=int(64 + 4 * size_mb)),
         engine_config=engine_config(playback is not None, config_overrides or {}),
     )

@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from engines.wenet.text import SPACE, is_cjk
+from engines.text import is_cjk
+from engines.wenet.text import SPACE
 
 ALTERNATIVE = re.compile(r"\{([^{}|]+)\|([^{}|]+)\}")
 

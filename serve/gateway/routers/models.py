@@ -20,7 +20,7 @@ def model_card(manifest: ModelManifest) -> ModelCard:
     return ModelCard(
         id=manifest.name,
         created=created,
-        engine=manifest.engine.value,
+        engine=manifest.engine,
         version=manifest.version,
         description=manifest.description,
         capabilities=manifest.capabilities.model_dump(mode="json"),

@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from serve.gateway.context import GatewayContext, get_context
-from serve.metrics import merge_expositions
 from serve.routing import RoutedModel
+from serve.telemetry.metrics import merge_expositions
 
 logger = logging.getLogger(__name__)
 router = APIRouter()

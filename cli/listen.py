@@ -14,8 +14,8 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from serve.cli_display import TranscriptPrinter
-from serve.cli_stream import Pacer, StreamSummary, StreamTarget, Warn, stream_session
+from cli.display import TranscriptPrinter
+from cli.stream import Pacer, StreamSummary, StreamTarget, Warn, stream_session
 
 SERVER_RATES = (16_000, 48_000, 24_000, 8_000)
 """Rates `/v1/realtime` accepts, in order of preference."""

@@ -103,7 +103,7 @@ def transcribe(
     if stream:
         if ctx.get_parameter_source("response_format") is click.core.ParameterSource.COMMANDLINE:
             raise click.UsageError("--format applies to batch transcription, not to --stream")
-        from serve.cli_stream import StreamError, StreamTarget, run_file
+        from cli.stream import StreamError, StreamTarget, run_file
 
         target = StreamTarget(url, model, api_key, language, words)
         try:
@@ -113,7 +113,7 @@ def transcribe(
         return
     import httpx
 
-    from serve.cli_upload import plan_progress, post_transcription
+    from cli.upload import plan_progress, post_transcription
 
     data: dict[str, str] = {"model": model, "response_format": response_format}
     if language:
@@ -164,8 +164,8 @@ def listen(
     api_key: str | None,
 ) -> None:
     """Transcribe the microphone live until Ctrl-C."""
-    from serve.cli_listen import NoMicrophoneError, open_microphone, run_listen
-    from serve.cli_stream import StreamError, StreamTarget
+    from cli.listen import NoMicrophoneError, open_microphone, run_listen
+    from cli.stream import StreamError, StreamTarget
 
     try:
         microphone = open_microphone()
@@ -211,7 +211,7 @@ def models(ctx: click.Context, models_dir: Path | None, as_json: bool) -> None:
         caps = m.capabilities
         flags = [k for k, v in caps.model_dump().items() if v is True]
         langs = ",".join(caps.languages) if len(caps.languages) <= 3 else f"{len(caps.languages)}"
-        click.echo(f"{name:24} {m.engine.value:15} {caps.architecture.value:16} langs={langs}")
+        click.echo(f"{name:24} {m.engine:15} {caps.architecture.value:16} langs={langs}")
         click.echo(f"{'':24} {' '.join(flags)}")
     for error in registry.errors:
         click.echo(f"invalid: {error}", err=True)

@@ -13,8 +13,16 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
+import numpy as np
+import numpy.typing as npt
+
 from engines.base import SAMPLE_RATE, Audio
-from serve.realtime.pcm import float_to_pcm16
+
+
+def float_to_pcm16(audio: npt.NDArray[np.floating]) -> bytes:
+    """float samples in [-1, 1] -> little-endian PCM16 bytes (clipped), as the socket takes."""
+    scaled = np.clip(np.asarray(audio, dtype=np.float64) * 32768.0, -32768, 32767)
+    return np.round(scaled).astype("<i2").tobytes()
 
 
 def realtime_url(base_url: str, **query: str) -> str:

@@ -1,4 +1,5 @@
-"""Native partials for CTC models: the engine's own streaming decoder, chunk by chunk.
+"""Native partials: the engine's own streaming decoder, chunk by chunk, for models whose
+engine streams natively (`engines.spec.streams_natively`; WeNet's CTC models).
 
 Each VAD segment opens a decoding stream on a sticky streaming replica (`session_id=` routes
 every call of the stream to the replica holding its decoder state). New audio goes in as it
@@ -14,25 +15,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from engines.base import Audio, StreamSegment, TranscribeOptions, TranscriptionResult, WordTiming
 from engines.manifest import Capabilities
-from engines.wenet.text import join_words
+from engines.text import join_words
 from serve.realtime.engine import Transcriber, transcribe_once
 from serve.realtime.events import FinalTranscript
 from serve.realtime.hypothesis import confidence, usable_segments
-from serve.realtime.policy import DecodeRequest, PartialPolicy
+from serve.realtime.policy import PartialPolicy
 
 logger = logging.getLogger(__name__)
 
-CTC_PARTIAL_INTERVAL_MS = 160
+NATIVE_PARTIAL_INTERVAL_MS = 160
 """How much new audio makes the session hand it to the engine: small, because the engine
 decides when a chunk is complete and a partial should go out as soon as it is."""
 
 
 class NativePartialPolicy(PartialPolicy):
-    partial_interval_ms = CTC_PARTIAL_INTERVAL_MS
+    partial_interval_ms = NATIVE_PARTIAL_INTERVAL_MS
     gated = False
 
     def __init__(
@@ -54,12 +56,9 @@ class NativePartialPolicy(PartialPolicy):
         self._finals: list[str] = []
         self._last = ""
 
-    def options(self, request: DecodeRequest, *, words: bool) -> TranscribeOptions:
-        return TranscribeOptions(
-            language=request.language,
-            hot_words=request.context.hot_words,
-            word_timestamps=words and self.capabilities.word_timestamps,
-            vad_filter=False,
+    def options(self, options: TranscribeOptions, *, words: bool) -> TranscribeOptions:
+        return replace(
+            options, word_timestamps=words and self.capabilities.word_timestamps, vad_filter=False
         )
 
     def open_segment(self) -> None:
@@ -74,12 +73,12 @@ class NativePartialPolicy(PartialPolicy):
         except Exception as exc:  # the replica may be gone; its state went with it
             logger.debug("closing stream %s failed: %r", stream, exc)
 
-    async def _open(self, request: DecodeRequest) -> str:
+    async def _open(self, options: TranscribeOptions) -> str:
         self._count += 1
         stream = f"{self._prefix}-{self._count}"
         await asyncio.wait_for(
             self.handle.stream_open.remote(
-                session_id=stream, options=self.options(request, words=False)
+                session_id=stream, options=self.options(options, words=False)
             ),
             self.timeout_s,
         )
@@ -92,15 +91,15 @@ class NativePartialPolicy(PartialPolicy):
         )
         return segments
 
-    async def partial(self, audio: Audio, request: DecodeRequest) -> str | None:
+    async def partial(self, audio: Audio, options: TranscribeOptions) -> str | None:
         if self._stream is None:
-            await self._open(request)
+            await self._open(options)
         assert self._stream is not None
         try:
             updates = await self._accept(self._stream, audio[self._sent :])
         except Exception as exc:
             logger.warning("stream %s lost (%r): reopening and replaying", self._stream, exc)
-            stream = await self._open(request)
+            stream = await self._open(options)
             updates = await self._accept(stream, audio)
         self._sent = len(audio)
         partial = ""
@@ -116,9 +115,9 @@ class NativePartialPolicy(PartialPolicy):
         self._last = text
         return text
 
-    async def decode_final(self, audio: Audio, request: DecodeRequest) -> TranscriptionResult:
-        options = self.options(request, words=True)
-        return await transcribe_once(self.transcribe, audio, options, self.timeout_s)
+    async def decode_final(self, audio: Audio, options: TranscribeOptions) -> TranscriptionResult:
+        decode = self.options(options, words=True)
+        return await transcribe_once(self.transcribe, audio, decode, self.timeout_s)
 
     def finish(self, result: TranscriptionResult, offset_ms: int) -> FinalTranscript | None:
         segments = usable_segments(result)

@@ -1,6 +1,6 @@
 """`theo transcribe FILE --stream` and `theo listen`: one realtime session over `/v1/realtime`
-(native protocol, `serve.realtime.client.RealtimeClient`) fed by an audio source, with the
-events shown as they arrive (`serve.cli_display.TranscriptPrinter`).
+(native protocol, `cli.realtime_client.RealtimeClient`) fed by an audio source, with the
+events shown as they arrive (`cli.display.TranscriptPrinter`).
 
 A source is an async iterator of PCM16 LE mono chunks at its `rate`; a file source is paced at
 `speed` x real time, and every source waits out the pauses the server asks for with
@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cli.display import TranscriptPrinter
+from cli.realtime_client import RealtimeClient, float_to_pcm16, realtime_url
 from engines.base import SAMPLE_RATE, Audio
-from serve.cli_display import TranscriptPrinter
-from serve.realtime.client import RealtimeClient, realtime_url
-from serve.realtime.pcm import float_to_pcm16
 
 CHUNK_MS = 100
 EVENT_POLL_S = 0.02

@@ -16,25 +16,20 @@ from fastapi import APIRouter, Depends, WebSocket
 from serve.errors import ModelNotFoundError, TheoError
 from serve.gateway.auth import bearer_token, key_is_valid, require_api_key
 from serve.gateway.context import get_context
-from serve.realtime.connection import POLICY_VIOLATION, Mode, ModelChoice, RealtimeConnection
+from serve.realtime.connection import POLICY_VIOLATION, RealtimeConnection
 from serve.realtime.engine import handle_transcriber
 from serve.realtime.gate import PartialGate
+from serve.realtime.model import SessionModel
 from serve.realtime.protocol import ProtocolError, validate_config
 from serve.realtime.registry import SESSIONS
 from serve.realtime.settings import RealtimeSettings
+from serve.realtime.telemetry import SessionTelemetry
+from serve.realtime.wire import NativeWire, OpenAIWire, WireProtocol
 from serve.routing import ModelRouter
-from serve.settings import TheoSettings
-from serve.telemetry.realtime import SessionTelemetry
 
 router = APIRouter()
 MAX_REASON_BYTES = 120
 """A close frame's reason is at most 123 bytes."""
-
-
-def realtime_settings(settings: TheoSettings) -> RealtimeSettings:
-    """`settings.realtime` once the service settings carry it; defaults until then."""
-    nested = getattr(settings, "realtime", None)
-    return nested if isinstance(nested, RealtimeSettings) else RealtimeSettings()
 
 
 _gates: dict[int, PartialGate] = {}
@@ -49,11 +44,9 @@ def partial_gate(settings: RealtimeSettings) -> PartialGate:
 
 
 def model_resolver(models: ModelRouter) -> Any:
-    def resolve(name: str) -> ModelChoice:
+    def resolve(name: str) -> SessionModel:
         routed = models.resolve(name)
-        return ModelChoice(
-            routed.name, routed.manifest, handle_transcriber(routed.handle), routed.handle
-        )
+        return SessionModel(routed.manifest, handle_transcriber(routed.handle), routed.handle)
 
     return resolve
 
@@ -80,27 +73,27 @@ async def realtime_socket(
     if not key_is_valid(presented, context.settings.api_keys):
         await refuse(websocket, "invalid_api_key", "Missing or incorrect API key.")
         return
-    mode = Mode.OPENAI if intent == "transcription" else Mode.NATIVE
+    protocol: WireProtocol = OpenAIWire() if intent == "transcription" else NativeWire()
     resolve = model_resolver(context.router)
     if model is None:
         available = context.router.models()
-        if mode is Mode.NATIVE or not available:
+        if intent != "transcription" or not available:
             await refuse(websocket, "missing_model", "The 'model' query parameter is required.")
             return
         model = available[0].name
-    settings = realtime_settings(context.settings)
+    settings = context.settings.realtime
     try:
         config = validate_config({"language": language})
         connection = RealtimeConnection(
             websocket,
-            choice=resolve(model),
+            model=resolve(model),
             resolve=resolve,
             settings=settings,
-            mode=mode,
+            protocol=protocol,
             config=config,
             partial_gate=partial_gate(settings),
             telemetry=SessionTelemetry(
-                context.metrics, model, context.router.resolve(model).manifest.engine.value
+                context.metrics, model, context.router.resolve(model).manifest.engine
             ),
         )
     except ModelNotFoundError as exc:

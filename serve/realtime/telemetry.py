@@ -15,7 +15,6 @@ from contextvars import ContextVar, Token
 from opentelemetry import trace
 from opentelemetry.context import Context
 
-from serve.metrics import GatewayMetrics
 from serve.realtime.events import (
     FramesDropped,
     PartialTranscript,
@@ -27,6 +26,7 @@ from serve.realtime.events import (
     SpeechStarted,
 )
 from serve.telemetry.logs import SESSION_ID
+from serve.telemetry.metrics import GatewayMetrics
 from serve.telemetry.tracing import current_context, timed_span
 
 SAMPLE_RATE = 16_000

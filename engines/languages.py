@@ -1,4 +1,5 @@
-"""Whisper language codes and the English names OpenAI's API reports in `verbose_json`."""
+"""Language codes (ISO-639-1, as Whisper knows them) and the English names OpenAI's API
+reports in `verbose_json`. Engine-neutral: the gateway validates and names languages with it."""
 
 from __future__ import annotations
 
