@@ -53,8 +53,7 @@ import httpx
 import numpy as np
 import pytest
 
-from cli.realtime_client import RealtimeClient, realtime_url
-from serve.realtime.pcm import float_to_pcm16
+from cli.realtime_client import RealtimeClient, float_to_pcm16, realtime_url
 from tests.conftest import API_KEY, MAX_AUDIO_DURATION_S
 from tests.hostile.inputs import (
     chunked_upload,
