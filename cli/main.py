@@ -38,7 +38,7 @@ def serve(host: str | None, port: int | None, models_dir: Path | None, no_bundle
         from engines.bundled import install_bundled
 
         install_bundled(settings.models_dir)
-    local.start_local_ray()
+    local.start_local_ray(settings=settings)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -446,6 +446,18 @@ def test_api_keys_come_from_a_secret_in_every_ray_pod(
     assert "api_keys" not in settings
 
 
+def test_every_ray_pod_bounds_request_bodies_in_serves_proxy(render: Render) -> None:
+    """Serve's proxy runs on every node: each Ray container loads Theo's body bound with the
+    upload limit the gateway has (`serve.proxy`)."""
+    objects = render(*layers("defaults"), {"settings": {"max_upload_mb": 100}})
+    for group_name, group in groups(objects).items():
+        env = {e["name"]: e.get("value") for e in ray_container(group)["env"]}
+        assert env["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"] == "serve.proxy:middlewares"
+        assert float(env["THEO_MAX_UPLOAD_MB"]) == 100, group_name
+    settings = ks.serve_config(rayservice(objects))["applications"][0]["args"]["settings"]
+    assert settings["max_upload_mb"] == 100
+
+
 @pytest.mark.parametrize(
     ("name", "claim", "pulls"),
     [("default-gpu", "theo-models", True), ("whisper-only", "whisper-models", False),

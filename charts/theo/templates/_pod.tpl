@@ -30,6 +30,11 @@ image) and its own labels; the Ray container must be the first container.
 {{- $s := include "theo.settings" $root | fromJson -}}
 - name: THEO_MODELS_DIR
   value: {{ $s.models_dir | toString | quote }}
+{{- /* Serve's proxy runs on every node and bounds request bodies where it buffers them. */}}
+- name: RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH
+  value: "serve.proxy:middlewares"
+- name: THEO_MAX_UPLOAD_MB
+  value: {{ $s.max_upload_mb | toString | quote }}
 {{- with $root.Values.apiKeys.existingSecret }}
 - name: THEO_API_KEYS
   valueFrom:
