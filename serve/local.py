@@ -73,6 +73,12 @@ def start_local_ray(num_cpus: int | None = None, settings: TheoSettings | None =
     servers all listen on `settings.host` (see `serve.local_bind`)."""
     prepare_environment()
     import ray
+    from ray._private import ray_constants
+
+    # Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER once, when it is first imported; a process
+    # that imported ray before this call (a test session, an embedding program) would
+    # otherwise put the node, and so every server of it, on the external interface.
+    ray_constants.ENABLE_RAY_CLUSTER = False
 
     settings = settings or TheoSettings()
     temp_dir = tempfile.mkdtemp(prefix="theo-ray-")

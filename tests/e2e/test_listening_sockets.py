@@ -8,6 +8,7 @@ import ipaddress
 
 import psutil
 import pytest
+import ray  # noqa: F401  (imported before the local run starts, as a whole test session does)
 
 from serve.local_bind import bind_address, rebind
 
