@@ -16,6 +16,10 @@ from serve.settings import TheoSettings
 
 IMPORT_PATH = "serve.app:build_app"
 GATEWAY_DEPLOYMENT = "Gateway"
+GATEWAY_RESOURCE = "gateway"
+"""The Ray custom resource every Gateway replica asks for (one unit each). Only the gateway's
+nodes offer it (the chart's `gateway` worker group, the local node), so a Gateway replica never
+lands on an engine node, whose spare CPUs would otherwise attract it."""
 
 SECRET_SETTINGS = frozenset({"api_keys"})
 STICKY_ROUTER_CLASS = "serve.sticky:SessionAffinityRouter"
@@ -62,7 +66,10 @@ def _replica_options(spec: DeploymentSettings) -> dict[str, Any]:
 
 def gateway_options(settings: TheoSettings) -> dict[str, Any]:
     options = _replica_options(settings.gateway)
-    options["ray_actor_options"] = {"num_cpus": settings.gateway.num_cpus}
+    options["ray_actor_options"] = {
+        "num_cpus": settings.gateway.num_cpus,
+        "resources": {GATEWAY_RESOURCE: 1},
+    }
     return options
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from engines.manifest import ManifestError
 from engines.registry import ModelRegistry
 from engines.spec import registered_engines
-from serve.builder import app_args, selected_manifests
+from serve.builder import GATEWAY_RESOURCE, app_args, selected_manifests
 from serve.settings import TheoSettings
 
 logger = logging.getLogger(__name__)
@@ -27,7 +27,8 @@ RAY_ENV = {
     "RAY_worker_niceness": "0",
 }
 LOCAL_ENGINE_SLOTS = 16
-"""How many engine replicas of each kind the local node offers (Ray custom resources)."""
+"""How many engine replicas of each kind, and Gateway replicas, the local node offers (Ray
+custom resources)."""
 
 
 def prepare_environment() -> None:
@@ -42,6 +43,7 @@ def start_local_ray(num_cpus: int | None = None) -> str:
 
     temp_dir = tempfile.mkdtemp(prefix="theo-ray-")
     resources = {spec.key: float(LOCAL_ENGINE_SLOTS) for spec in registered_engines().values()}
+    resources[GATEWAY_RESOURCE] = float(LOCAL_ENGINE_SLOTS)
     ray.init(
         address="local",
         num_cpus=num_cpus or max(8, os.cpu_count() or 1),

@@ -28,6 +28,8 @@ def test_serve_config_validates_with_ray_schema(tmp_path: Path) -> None:
     assert whisper.ray_actor_options.resources == {"whisper": 1.0}
     assert whisper.user_config == {"max_batch_size": 16, "batch_wait_timeout_s": 0.05}
     assert whisper.max_ongoing_requests == 128
+    gateway = next(d for d in app.deployments if d.name == "Gateway")
+    assert gateway.ray_actor_options.resources == {"gateway": 1.0}, "pinned to gateway nodes"
     assert "api_keys" not in app.args["settings"], "secrets must not land in serve config"
 
 

@@ -33,6 +33,7 @@ from engines.manifest import Capabilities, ModelManifest
 from engines.spec import EngineSpec, engine_spec, registered_engines
 from serve.builder import (
     GATEWAY_DEPLOYMENT,
+    GATEWAY_RESOURCE,
     SECRET_SETTINGS,
     STICKY_ROUTER_CLASS,
     serve_config,
@@ -200,6 +201,7 @@ def builder_defaults() -> dict[str, Any]:
         "nullableModels": nullable_models(),
         "manifest": _field_defaults(ModelManifest),
         "gatewayDeployment": GATEWAY_DEPLOYMENT,
+        "gatewayResource": GATEWAY_RESOURCE,
         "stickyRouterClass": STICKY_ROUTER_CLASS,
         "engines": {name: _engine_defaults(spec) for name, spec in registered_engines().items()},
     }

@@ -104,7 +104,7 @@ names an image (an engine without libraries of its own). JSON.
 {{- $s := include "theo.settings" . | fromJson -}}
 {{- $gateway := include "theo.replicaOptions" $s.gateway | fromJson -}}
 {{- $_ := set $gateway "name" $b.gatewayDeployment -}}
-{{- $_ := set $gateway "ray_actor_options" (dict "num_cpus" $s.gateway.num_cpus) -}}
+{{- $_ := set $gateway "ray_actor_options" (dict "num_cpus" $s.gateway.num_cpus "resources" (dict $b.gatewayResource 1)) -}}
 {{- $deployments := list $gateway -}}
 {{- range $m := (include "theo.models" . | fromJson).items -}}
 {{- $engine := get $b.engines $m.engine -}}
