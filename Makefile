@@ -10,7 +10,7 @@ STAMP := $(VENV)/.theo-installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[engines,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[local,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,0 +1,48 @@
+"""Fixtures of the cluster harness: the deployed release, and `serve_url` pointed at a gateway
+pod's Serve proxy, so that the contract tests collected here (tests/cluster/test_contract.py)
+run unchanged against the deployed shape."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from serve.local import free_port, wait_healthy
+from tests.cluster import deployment
+from tests.cluster.deployment import Deployed
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.cluster)
+
+
+@pytest.fixture(scope="package")
+def deployed(models_dir: Path) -> Iterator[Deployed]:
+    started = time.monotonic()
+    release = deployment.start(models_dir, free_port())
+    try:
+        for node in release.gateways:
+            wait_healthy(node.serve_url, timeout_s=300)
+        timings = release.cluster.timings
+        timings["ready_s"] = time.monotonic() - started
+        print(
+            "\ncluster harness: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in timings.items())
+            + "\n"
+            + release.cluster.format_placement(release.cluster.placement(release.app)),
+            flush=True,
+        )
+        yield release
+    finally:
+        release.cluster.stop()
+
+
+@pytest.fixture(scope="package")
+def serve_url(deployed: Deployed) -> str:
+    """Overrides the local run's `serve_url` (tests/conftest.py) for the tests collected here."""
+    return deployed.url
