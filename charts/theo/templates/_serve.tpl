@@ -137,7 +137,13 @@ names an image (an engine without libraries of its own). JSON.
 {{- $_ := set $config.http_options "port" $s.port -}}
 {{- $app := index $config.applications 0 -}}
 {{- $_ := set $app "name" $s.app_name -}}
-{{- $_ := set $app "args" (dict "settings" $s "manifests" (include "theo.models" . | fromJson).items) -}}
+{{- /* args without what the deployments entries carry (serve.builder.cluster_args) */ -}}
+{{- $args := deepCopy $s -}}
+{{- range $section, $fields := $b.settingsAppliedInPlace -}}
+{{- $part := get $args $section -}}
+{{- range $field := $fields }}{{ $_ := unset $part $field }}{{ end -}}
+{{- end -}}
+{{- $_ := set $app "args" (dict "settings" $args "manifests" (include "theo.models" . | fromJson).items) -}}
 {{- $_ := set $app "deployments" (include "theo.deployments" . | fromJson).items -}}
 {{- toJson $config -}}
 {{- end -}}
