@@ -14,6 +14,7 @@ from serve.local import free_port, wait_healthy
 from tests.cluster import deployment
 from tests.cluster.deployment import Deployed
 
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     for item in items:

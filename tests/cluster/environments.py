@@ -20,8 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from serve.deploy.images import PYPROJECT, Image, cpu_requirements
 from serve.deploy.helmtool import REPO_ROOT
+from serve.deploy.images import PYPROJECT, Image, cpu_requirements
 
 CACHE_DIR = Path(os.environ.get("THEO_HARNESS_CACHE", Path.home() / ".cache" / "theo-harness"))
 BASE_PYTHON = Path(getattr(sys, "_base_executable", sys.executable))

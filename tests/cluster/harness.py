@@ -18,6 +18,7 @@ rendered chart, with the chart's `serveConfigV2` deployed the way KubeRay deploy
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -104,6 +105,7 @@ class Node:
     serve_port: int
     node_id: str = ""
     started_at: float = field(default_factory=time.monotonic)
+    restarts: int = 0
 
     @property
     def serve_url(self) -> str:
@@ -130,10 +132,8 @@ class Node:
         """SIGKILL the whole process tree at once, as when a pod's node vanishes."""
         procs = self.processes()
         for proc in procs:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 proc.send_signal(signal.SIGKILL)
-            except psutil.NoSuchProcess:
-                pass
         psutil.wait_procs(procs, timeout=30)
         self.process.wait(timeout=30)
 
@@ -274,23 +274,60 @@ class Cluster:
         started = time.monotonic()
         head = self.launch(HEAD)
         self._wait(lambda: self._dashboard_up(), timeout_s, "the head's dashboard", [head])
-        workers = [
-            self.launch(shape.group)
-            for shape in self.shapes
-            if shape.group != HEAD
-            for _ in range(shape.replicas)
-        ]
-        self.wait_registered([head, *workers], timeout_s)
+        self.wait_registered([head], timeout_s)
+        for shape in self.shapes:
+            if shape.group != HEAD:
+                # One pod at a time: a raylet must register within Ray's fixed 30 s, which a
+                # loaded 2-core machine does not give a handful starting at once.
+                for _ in range(shape.replicas):
+                    self.wait_registered([self.launch(shape.group)], timeout_s)
         self.timings["cluster_start_s"] = time.monotonic() - started
 
-    def wait_registered(self, nodes: list[Node], timeout_s: float = 300) -> None:
-        def registered() -> bool:
-            alive = {n["node_name"]: n["node_id"] for n in self.ray_nodes() if n["state"] == "ALIVE"}
-            for node in nodes:
-                node.node_id = alive.get(node.name, "")
-            return all(node.node_id for node in nodes)
+    def replace(self, node: Node, timeout_s: float = 300) -> Node:
+        """Kill a pod (if still alive) and start a new one in its group, as Kubernetes does."""
+        if node.alive:
+            node.kill()
+        new = self.launch(node.shape.group)
+        self.wait_registered([new], timeout_s)
+        return new
 
-        self._wait(registered, timeout_s, f"nodes {[n.name for n in nodes]}", nodes)
+    def run_in(self, node: Node, *args: str) -> subprocess.Popen[str]:
+        """Run `python ARGS` in the node's image environment with the node's environment, as
+        a command run inside its pod (e.g. the preStop hook)."""
+        python = environment(node.shape.image) / "bin" / "python"
+        return subprocess.Popen(
+            [str(python), *args],
+            env=self._environment(node.shape, node.serve_port),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def wait_registered(self, nodes: list[Node], timeout_s: float = 300, restarts: int = 3) -> None:
+        """Wait until the nodes have joined. A node whose `ray start` exits first (on a loaded
+        machine its raylet may miss Ray's 30 s registration window) is started again, as
+        Kubernetes restarts a failed container, at most `restarts` times."""
+        pending = list(nodes)
+
+        def registered() -> bool:
+            alive = {
+                n["node_name"]: n["node_id"] for n in self.ray_nodes() if n["state"] == "ALIVE"
+            }
+            for i, node in enumerate(pending):
+                node.node_id = alive.get(node.name, "")
+                if not node.node_id and not node.alive:
+                    if node.restarts >= restarts:
+                        raise RuntimeError(f"{node.name} exited:\n{self.log_tail(node)}")
+                    pending[i] = self._restart(node)
+            return all(node.node_id for node in pending)
+
+        self._wait(registered, timeout_s, f"nodes {[n.name for n in pending]}", [])
+
+    def _restart(self, node: Node) -> Node:
+        self.nodes.remove(node)
+        new = self.launch(node.shape.group)
+        new.restarts = node.restarts + 1
+        return new
 
     def _wait(
         self, ready: Callable[[], bool], timeout_s: float, what: str, nodes: list[Node]
@@ -317,16 +354,12 @@ class Cluster:
         """Stop every node this harness started, by PID (SIGTERM, then SIGKILL)."""
         procs = [p for node in self.nodes for p in node.processes()]
         for proc in procs:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 proc.terminate()
-            except psutil.NoSuchProcess:
-                pass
         _, alive = psutil.wait_procs(procs, timeout=20)
         for proc in alive:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
-            except psutil.NoSuchProcess:
-                pass
         psutil.wait_procs(alive, timeout=20)
         for node in self.nodes:
             if node.process.poll() is None:
@@ -354,7 +387,9 @@ class Cluster:
             timeout=60,
         )
         if reply.status_code != 200:
-            raise RuntimeError(f"Serve REST API refused the config: {reply.status_code} {reply.text}")
+            raise RuntimeError(
+                f"Serve REST API refused the config: {reply.status_code} {reply.text}"
+            )
 
     def serve_details(self) -> dict[str, Any]:
         reply = httpx.get(f"{self.dashboard}/api/serve/applications/", timeout=30)
