@@ -15,13 +15,6 @@ from tests.cluster import deployment
 from tests.cluster.deployment import Deployed
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.cluster)
-
-
 @pytest.fixture(scope="package")
 def deployed(models_dir: Path) -> Iterator[Deployed]:
     started = time.monotonic()
