@@ -24,6 +24,7 @@ run on one machine (the cluster harness), `--node-id` names it.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 from collections.abc import Sequence
@@ -92,12 +93,20 @@ def choose_node(nodes: Sequence[LocalNode], node_id: str | None) -> LocalNode:
     return nodes[0]
 
 
+def _ray_internals() -> tuple[Any, Any, Any]:
+    """Ray's GCS client, drain reasons and global state: the same calls as `ray drain-node`
+    and Ray's own tools make (not typed, not public API: checked against Ray 2.60)."""
+    return (
+        importlib.import_module("ray._raylet"),
+        importlib.import_module("ray.core.generated.autoscaler_pb2"),
+        importlib.import_module("ray._private.state"),
+    )
+
+
 def request_drain(node: LocalNode, deadline_s: float) -> None:
     """Ask the GCS to drain the node, telling it the node goes away in `deadline_s`."""
-    import ray
-    from ray.core.generated import autoscaler_pb2
-
-    client = ray._raylet.GcsClient(address=node.gcs_address)
+    raylet, autoscaler_pb2, _ = _ray_internals()
+    client = raylet.GcsClient(address=node.gcs_address)
     deadline_ms = int(time.time() * 1000 + deadline_s * 1000)
     accepted, message = client.drain_node(
         node.node_id,
@@ -111,12 +120,10 @@ def request_drain(node: LocalNode, deadline_s: float) -> None:
 
 def serve_actors_on(node: LocalNode) -> list[str]:
     """Names of the live Serve replicas and proxy on the node, from the GCS's actor table."""
-    from ray._private.state import GlobalState
-    from ray._raylet import GcsClientOptions
-
-    state = GlobalState()
+    raylet, _, state_module = _ray_internals()
+    state = state_module.GlobalState()
     state._initialize_global_state(
-        GcsClientOptions.create(
+        raylet.GcsClientOptions.create(
             node.gcs_address, None, allow_cluster_id_nil=True, fetch_cluster_id_if_nil=False
         )
     )
