@@ -123,7 +123,7 @@ class Node:
         for proc in self.processes():
             try:
                 if proc.name() == "raylet":
-                    return proc.pid
+                    return int(proc.pid)
             except psutil.NoSuchProcess:
                 continue
         return None
@@ -287,8 +287,7 @@ class Cluster:
         """Kill a pod (if still alive) and start a new one in its group, as Kubernetes does."""
         if node.alive:
             node.kill()
-        new = self.launch(node.shape.group)
-        self.wait_registered([new], timeout_s)
+        (new,) = self.wait_registered([self.launch(node.shape.group)], timeout_s)
         return new
 
     def run_in(self, node: Node, *args: str) -> subprocess.Popen[str]:
@@ -303,10 +302,13 @@ class Cluster:
             text=True,
         )
 
-    def wait_registered(self, nodes: list[Node], timeout_s: float = 300, restarts: int = 3) -> None:
+    def wait_registered(
+        self, nodes: list[Node], timeout_s: float = 300, restarts: int = 3
+    ) -> list[Node]:
         """Wait until the nodes have joined. A node whose `ray start` exits first (on a loaded
         machine its raylet may miss Ray's 30 s registration window) is started again, as
-        Kubernetes restarts a failed container, at most `restarts` times."""
+        Kubernetes restarts a failed container, at most `restarts` times. Returns the nodes
+        that joined (a restarted node is a new `Node`)."""
         pending = list(nodes)
 
         def registered() -> bool:
@@ -322,6 +324,7 @@ class Cluster:
             return all(node.node_id for node in pending)
 
         self._wait(registered, timeout_s, f"nodes {[n.name for n in pending]}", [])
+        return pending
 
     def _restart(self, node: Node) -> Node:
         self.nodes.remove(node)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.cluster.deployment import Deployed
+from tests.cluster.test_faults import gateway_pods
 from tests.cluster.traffic import (
     ONE_UTTERANCE,
     finals,
@@ -23,6 +25,18 @@ from tests.realtime.helpers import assert_partials_prefix_finals
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 DEADLINE_S = 150
+
+
+async def proxy_health(url: str, until: int, timeout_s: float = 60) -> httpx.Response:
+    """The proxy's health check, polled until it answers `until` (Serve's controller notices
+    a draining node within a few control-loop periods; on a loaded machine, seconds)."""
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=10) as client:
+        while True:
+            reply = await client.get(f"{url}/-/healthz")
+            if reply.status_code == until or time.monotonic() > deadline:
+                return reply
+            await asyncio.sleep(0.5)
 
 
 def test_drain_needs_a_node_id_where_several_nodes_run(deployed: Deployed) -> None:
@@ -42,7 +56,7 @@ async def test_drained_gateway_pod_keeps_its_open_session(deployed: Deployed) ->
     pods take new requests; the drain returns once the pod hosts no Serve replica and no
     proxy. Then the pod is replaced, as Kubernetes would."""
     cluster = deployed.cluster
-    node, other = deployed.gateways[:2]
+    node, other = gateway_pods(deployed)
     audio = speech(5.0)
     async with realtime_session(node.serve_url, WENET_MODEL) as client:
         await client.wait_for("session.created")
@@ -54,7 +68,7 @@ async def test_drained_gateway_pod_keeps_its_open_session(deployed: Deployed) ->
         )
         await client.stream(audio[16_000 * 2 :], speed=1.0)
         await client.wait_for("transcript.final", timeout=90)
-        health = await asyncio.to_thread(httpx.get, f"{node.serve_url}/-/healthz", timeout=10)
+        health = await proxy_health(node.serve_url, until=503)
         served_elsewhere = await wait_until_served(other.serve_url, WENET_MODEL, timeout_s=60)
         await client.close_session(timeout=60)
         session_closed = time.monotonic() - started
@@ -85,6 +99,6 @@ async def test_drained_gateway_pod_keeps_its_open_session(deployed: Deployed) ->
     assert replacement.alive
 
 
-def _gateways_running(app: dict[str, object]) -> int:
-    gateway = app["deployments"]["Gateway"]  # type: ignore[index]
-    return sum(r["state"] == "RUNNING" for r in gateway["replicas"])  # type: ignore[index]
+def _gateways_running(app: dict[str, Any]) -> int:
+    gateway = app["deployments"]["Gateway"]
+    return sum(r["state"] == "RUNNING" for r in gateway["replicas"])

@@ -13,6 +13,7 @@ import pytest
 
 from cli.realtime_client import RealtimeClient
 from tests.cluster.deployment import Deployed
+from tests.cluster.harness import Node
 from tests.cluster.traffic import (
     ONE_UTTERANCE,
     RestLoad,
@@ -111,14 +112,27 @@ async def test_engine_pod_killed_under_rest_and_realtime_traffic(deployed: Deplo
     )
 
 
+def gateway_pods(deployed: Deployed) -> tuple[Node, Node]:
+    """A gateway pod that hosts a Gateway replica (its proxy carries traffic), and another
+    gateway pod, one with a Gateway replica if there is one."""
+    placement = deployed.cluster.placement(deployed.app)
+    pods = sorted(
+        deployed.cluster.group("gateway"),
+        key=lambda n: "Gateway" not in placement[n.name]["replicas"],
+    )
+    assert len(pods) >= 2 and "Gateway" in placement[pods[0].name]["replicas"], placement
+    return pods[0], pods[1]
+
+
 async def test_gateway_pod_killed(deployed: Deployed) -> None:
     """A gateway pod dies under a realtime session and REST traffic through its proxy: the
     session's socket closes at once (no hang; the client reconnects and starts a new session),
     REST requests in flight fail at the connection, and the other gateway pod serves new
-    requests; a replacement pod restores the Gateway replicas. Timings go to
+    requests (once Serve has a Gateway replica there, if it had none); a replacement pod
+    restores the Gateway replicas, and every gateway pod with a proxy serves. Timings go to
     docs/DEPLOYMENT.md."""
     cluster = deployed.cluster
-    victim, other = cluster.group("gateway")[:2]
+    victim, other = gateway_pods(deployed)
     load = RestLoad([victim.serve_url], ["whisper-tiny.en", WENET_MODEL], concurrency=2)
     timings: dict[str, Any] = {}
     async with load.running():
@@ -140,7 +154,7 @@ async def test_gateway_pod_killed(deployed: Deployed) -> None:
     assert timings["socket_closed_s"] < 30
     assert all(o.status is None or o.status >= 500 for o in load.failures())
     timings["rest_failed_at_kill"] = len([o for o in after if not o.ok])
-    replacement = await asyncio.to_thread(cluster.replace, victim)
+    await asyncio.to_thread(cluster.replace, victim)
     timings["gateway_replicas_restored_s"] = await asyncio.to_thread(
         cluster.wait_application,
         deployed.app,
@@ -149,10 +163,12 @@ async def test_gateway_pod_killed(deployed: Deployed) -> None:
             sum(r["state"] == "RUNNING" for r in app["deployments"]["Gateway"]["replicas"]) == 2
         ),
     )
-    timings["replacement_pod_served_s"] = await wait_until_served(
-        replacement.serve_url, "whisper-tiny.en", timeout_s=180
-    )
     placement = cluster.placement(deployed.app)
+    serving = [n for n in cluster.group("gateway") if placement[n.name]["proxy"] == "HEALTHY"]
+    assert serving, placement
+    for node in serving:  # the pods in the serve Service: those with a healthy proxy
+        await wait_until_served(node.serve_url, "whisper-tiny.en", timeout_s=180)
+    timings["pods_serving"] = ", ".join(n.name for n in serving)
     assert all(
         placement[n]["group"] == "gateway"
         for n, row in placement.items()
