@@ -4,6 +4,7 @@ run unchanged against the deployed shape."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,9 @@ from tests.cluster.deployment import Deployed
 
 
 @pytest.fixture(scope="package")
-def deployed(models_dir: Path) -> Iterator[Deployed]:
+def deployed(models_dir: Path, request: pytest.FixtureRequest) -> Iterator[Deployed]:
+    """The release, started once for the tests of this package. Its pods' logs and Ray session
+    dirs (under /tmp/thc-*) are kept when a test failed, removed otherwise."""
     started = time.monotonic()
     release = deployment.start(models_dir, free_port())
     try:
@@ -34,6 +37,8 @@ def deployed(models_dir: Path) -> Iterator[Deployed]:
         yield release
     finally:
         release.cluster.stop()
+        if request.session.testsfailed == 0:
+            shutil.rmtree(release.cluster.root, ignore_errors=True)
 
 
 @pytest.fixture(scope="package")
