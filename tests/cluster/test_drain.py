@@ -14,14 +14,12 @@ from tests.cluster.deployment import Deployed
 from tests.cluster.test_faults import gateway_pods
 from tests.cluster.traffic import (
     ONE_UTTERANCE,
-    finals,
     realtime_session,
     speech,
-    types,
     wait_until_served,
 )
 from tests.conftest import WENET_MODEL
-from tests.realtime.helpers import assert_partials_prefix_finals
+from tests.realtime.helpers import assert_partials_prefix_finals, finals, types
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 DEADLINE_S = 150

@@ -17,14 +17,12 @@ from tests.cluster.harness import Node
 from tests.cluster.traffic import (
     ONE_UTTERANCE,
     RestLoad,
-    finals,
     realtime_session,
     speech,
-    types,
     wait_until_served,
 )
 from tests.conftest import WENET_MODEL
-from tests.realtime.helpers import assert_partials_prefix_finals
+from tests.realtime.helpers import assert_partials_prefix_finals, finals, types
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 SESSIONS = 3

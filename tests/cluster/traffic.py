@@ -14,7 +14,7 @@ import numpy as np
 
 from cli.realtime_client import RealtimeClient, realtime_url
 from tests.conftest import API_KEY
-from tests.realtime.helpers import clip_audio, finals, silence, types
+from tests.realtime.helpers import clip_audio, silence
 from tests.support import clips
 
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}
@@ -127,6 +127,3 @@ def speech(seconds: float) -> np.ndarray:
 
 def realtime_session(url: str, model: str) -> RealtimeClient:
     return RealtimeClient(realtime_url(url, model=model, language="en"), HEADERS)
-
-
-__all__ = ["finals", "types"]
