@@ -38,7 +38,7 @@ def serve(host: str | None, port: int | None, models_dir: Path | None, no_bundle
         from engines.bundled import install_bundled
 
         install_bundled(settings.models_dir)
-    local.start_local_ray()
+    local.start_local_ray(settings=settings)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -248,18 +248,38 @@ def models_add(settings: TheoSettings, directory: Path, name: str | None, langua
 @click.argument("model")
 @click.option("--name", default=None, help="Model name (default derived from the repo).")
 @click.option("--models-dir", type=click.Path(path_type=Path), default=None)
-def pull(model: str, name: str | None, models_dir: Path | None) -> None:
+@click.option(
+    "--revision",
+    default=None,
+    help="Hub commit (40 hex: pinned), tag or branch to pull (default: the default branch).",
+)
+def pull(model: str, name: str | None, models_dir: Path | None, revision: str | None) -> None:
     """Download MODEL: a CTranslate2 Whisper alias or Hugging Face repo id, or the URL of a
-    model tarball (e.g. a WeNet export)."""
+    model tarball (e.g. a WeNet export). The model's theo.yaml records the commit pulled and
+    the sha256 of every file (`source`)."""
     from engines.pull import PullError
     from engines.pull import pull as do_pull
 
     settings = _settings(models_dir=models_dir)
     try:
-        path = do_pull(model, settings.models_dir, model_name=name)
+        path = do_pull(model, settings.models_dir, model_name=name, revision=revision)
     except PullError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"installed {path.parent.name} ({path})")
+    source = load_source(path)
+    pinned = f" at {source}" if source else ""
+    click.echo(f"installed {path.parent.name}{pinned} ({path})")
+
+
+def load_source(manifest_path: Path) -> str:
+    """`commit abc123…` (or `sha256 …` for an archive) from a pulled model's manifest."""
+    from engines.manifest import load_manifest
+
+    source = load_manifest(manifest_path).source
+    if source is None:
+        return ""
+    if source.commit:
+        return f"commit {source.commit}"
+    return ", ".join(f"sha256 {digest}" for digest in source.sha256.values())
 
 
 @main.command("serve-config")

@@ -49,6 +49,8 @@ class TranscribeOptions:
     word_timestamps: bool = False
     vad_filter: bool = True
     beam_size: int | None = None
+    condition_on_previous_text: bool = True
+    """Decode each window of a long input with the text before it as prompt context."""
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,23 @@ class Resources(BaseModel):
     gpu_recommended: bool = False
 
 
+class ModelSource(BaseModel):
+    """Where a model's weights come from (`theo pull`): what was asked for and what was got."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uri: str
+    """As given to `theo pull`: an alias (`whisper-base`), a Hugging Face repo id or a URL."""
+    revision: str | None = None
+    """The hub revision asked for: a 40-hex commit pins the weights; a branch or tag (or None,
+    the default branch) follows the repository."""
+    commit: str | None = None
+    """The hub commit that was pulled (None until pulled, and for URLs)."""
+    sha256: dict[str, str] = Field(default_factory=dict)
+    """sha256 of each file pulled, by path relative to the model's directory (for a URL: of
+    the archive)."""
+
+
 class ModelManifest(BaseModel):
     """A validated `theo.yaml`. `directory` is where it was found (not part of the file)."""
 
@@ -61,6 +78,9 @@ class ModelManifest(BaseModel):
     capabilities: Capabilities
     resources: Resources = Field(default_factory=Resources)
     engine_config: dict[str, Any] = Field(default_factory=dict)
+    source: ModelSource | None = None
+    """Where `theo pull` got the weights from; an engine replica that finds its model missing
+    pulls it from here (a pod with its own storage that started before the model was added)."""
     directory: Path | None = Field(default=None, exclude=True)
 
     @field_validator("engine")

@@ -1,11 +1,26 @@
-"""`theo pull`: download a CTranslate2 Whisper model from Hugging Face and write its manifest."""
+"""`theo pull`: download a model and write its manifest, recording where it came from.
+
+A Hugging Face pull resolves the requested revision (a branch, a tag or a 40-hex commit; the
+repo's default branch when none is given) to one commit, downloads exactly that commit, and
+writes `source: {uri, revision, commit, sha256}` into the model's `theo.yaml`: what was asked
+for, which commit was pulled and the sha256 of every file. Pin a commit and the weights never
+follow the repository's later pushes. A URL pull (a model tarball) records the archive's sha256.
+
+`ensure_model` is the same pull run by an engine replica whose model directory is missing (a
+pod with its own storage that started before the model was added), from the manifest's
+`source`, under the lock the chart's init container takes.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from engines.bundled import whisper_manifest
-from engines.manifest import write_manifest
+from engines.bundled import sha256_file, whisper_manifest
+from engines.manifest import ModelManifest, ModelSource, load_manifest, write_manifest
 
 ALIASES: dict[str, str] = {
     name: f"Systran/faster-whisper-{name}"
@@ -27,6 +42,9 @@ ALIASES["large-v3-turbo"] = "mobiuslabsgmbh/faster-whisper-large-v3-turbo"
 ALIASES["distil-large-v3"] = "Systran/faster-distil-whisper-large-v3"
 
 WANTED_FILES = ["config.json", "model.bin", "tokenizer.json", "vocabulary.*", "preprocessor*.json"]
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+LOCK_FILE = ".theo-pull.lock"
+"""In the models directory; the chart's init container takes the same `flock`."""
 
 
 class PullError(RuntimeError):
@@ -49,6 +67,21 @@ def resolve_repo(name: str) -> str:
 def default_name(repo: str) -> str:
     tail = repo.split("/")[-1].removeprefix("faster-whisper-").removeprefix("faster-")
     return tail if tail.startswith("whisper") else f"whisper-{tail}"
+
+
+def file_digests(directory: Path, root: Path) -> dict[str, str]:
+    """sha256 of every regular file below `directory` (hidden ones such as the hub client's
+    `.cache/` excluded), keyed by path relative to `root`."""
+    return {
+        str(path.relative_to(root)): sha256_file(path)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and not any(p.startswith(".") for p in path.relative_to(root).parts)
+    }
+
+
+def with_source(manifest_path: Path, source: ModelSource) -> Path:
+    manifest = load_manifest(manifest_path).model_copy(update={"source": source})
+    return write_manifest(manifest, manifest_path.parent)
 
 
 def pull_archive(url: str, models_dir: Path, *, model_name: str | None = None) -> Path:
@@ -77,25 +110,23 @@ def pull_archive(url: str, models_dir: Path, *, model_name: str | None = None) -
                         bar.update(len(block))
         except httpx.HTTPError as exc:
             raise PullError(f"cannot download {url}: {exc}") from None
+        digest = {url.rsplit("/", 1)[-1]: sha256_file(archive)}
         try:
-            return add_model_archive(archive, models_dir, name=model_name)
+            path = add_model_archive(archive, models_dir, name=model_name)
         except InstallError as exc:
             raise PullError(str(exc)) from None
+    return with_source(path, ModelSource(uri=url, sha256=digest))
 
 
-def pull(name: str, models_dir: Path, *, model_name: str | None = None) -> Path:
-    """Download into `<models_dir>/<model_name>/model` (progress bars on stderr).
+def resolve_commit(repo: str, revision: str | None) -> str:
+    """The commit `revision` (None: the default branch) of `repo` points at, on the hub."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError, RevisionNotFoundError
 
-    An http(s) URL is a model tarball (e.g. a WeNet export); anything else names a
-    CTranslate2 Whisper model on Hugging Face."""
-    if name.startswith(("http://", "https://")):
-        return pull_archive(name, models_dir, model_name=model_name)
-    from huggingface_hub import HfApi, snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError
-
-    repo = resolve_repo(name)
     try:
-        HfApi().model_info(repo, timeout=10)
+        info = HfApi().model_info(repo, revision=revision, timeout=10)
+    except RevisionNotFoundError:
+        raise PullError(f"{repo} has no revision {revision!r}") from None
     except HfHubHTTPError as exc:
         raise PullError(f"cannot fetch {repo} from Hugging Face: {exc}") from None
     except Exception as exc:  # connection errors differ by HTTP backend (httpx, requests)
@@ -103,8 +134,38 @@ def pull(name: str, models_dir: Path, *, model_name: str | None = None) -> Path:
             f"cannot reach Hugging Face to download {repo} ({exc}); check your network or "
             "install a model directory offline with its theo.yaml"
         ) from None
+    if not info.sha:
+        raise PullError(f"the hub named no commit for {repo} at {revision or 'its default branch'}")
+    if revision is not None and COMMIT.fullmatch(revision) and info.sha != revision:
+        raise PullError(f"{repo}: asked for commit {revision}, the hub answered {info.sha}")
+    return info.sha
+
+
+def pull(
+    name: str,
+    models_dir: Path,
+    *,
+    model_name: str | None = None,
+    revision: str | None = None,
+) -> Path:
+    """Download into `<models_dir>/<model_name>/model` (progress bars on stderr).
+
+    An http(s) URL is a model tarball (e.g. a WeNet export); anything else names a
+    CTranslate2 Whisper model on Hugging Face, pulled at `revision`."""
+    if name.startswith(("http://", "https://")):
+        if revision:
+            raise PullError("--revision applies to Hugging Face repos, not to a tarball URL")
+        return pull_archive(name, models_dir, model_name=model_name)
+    from huggingface_hub import snapshot_download
+
+    repo = resolve_repo(name)
+    commit = resolve_commit(repo, revision)
     target = models_dir / (model_name or default_name(repo))
-    snapshot_download(repo, local_dir=target / "model", allow_patterns=WANTED_FILES)
+    weights = target / "model"
+    snapshot_download(repo, revision=commit, local_dir=weights, allow_patterns=WANTED_FILES)
+    source = ModelSource(
+        uri=name, revision=revision, commit=commit, sha256=file_digests(weights, target)
+    )
     manifest = whisper_manifest(
         target.name,
         Path("model"),
@@ -112,4 +173,34 @@ def pull(name: str, models_dir: Path, *, model_name: str | None = None) -> Path:
         description=f"Whisper from huggingface.co/{repo}",
         memory_mb=0,
     )
-    return write_manifest(manifest, target)
+    return write_manifest(manifest.model_copy(update={"source": source}), target)
+
+
+@contextmanager
+def pull_lock(models_dir: Path) -> Iterator[None]:
+    """The models directory's pull lock (`flock`), shared with the chart's init container, so
+    pods (and replicas) sharing a volume download a model once."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    with (models_dir / LOCK_FILE).open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_model(manifest: ModelManifest) -> Path | None:
+    """Pull a served model whose weights are missing, from its manifest's `source` (at the
+    pinned revision); the manifest's path is returned, or None when nothing was pulled."""
+    if manifest.source is None or manifest.directory is None or manifest.model_path().exists():
+        return None
+    directory = manifest.directory
+    with pull_lock(directory.parent):
+        if manifest.model_path().exists():
+            return None  # another replica pulled it while this one waited
+        return pull(
+            manifest.source.uri,
+            directory.parent,
+            model_name=directory.name,
+            revision=manifest.source.revision,
+        )

@@ -20,8 +20,10 @@ class AutoscalingSettings(BaseModel):
     target_ongoing_requests: float = Field(default=2.0, gt=0)
     upscale_delay_s: float = Field(default=5.0, ge=0)
     downscale_delay_s: float = Field(default=30.0, ge=0)
-    metrics_interval_s: float = Field(default=2.0, gt=0)
-    look_back_period_s: float = Field(default=10.0, gt=0)
+    look_back_period_s: float = Field(default=30.0, gt=10.0)
+    """Seconds of load averaged per decision. Replicas push their load every 10 s (Serve's
+    interval; Ray 2.60 deprecates the per-deployment `metrics_interval_s`, so the builder no
+    longer sets it), and Serve wants a longer window than that."""
 
 
 class DeploymentSettings(BaseModel):
@@ -34,6 +36,8 @@ class DeploymentSettings(BaseModel):
     num_cpus: float = Field(default=1.0, ge=0)
     num_gpus: float = Field(default=0.0, ge=0)
     graceful_shutdown_timeout_s: float = Field(default=60.0, ge=0)
+    max_replicas_per_node: int | None = Field(default=None, ge=1)
+    """Most replicas of this deployment on one Ray node (None: no limit)."""
 
 
 class EngineSettings(DeploymentSettings):

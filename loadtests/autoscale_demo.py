@@ -242,7 +242,7 @@ def main() -> None:
     )
     stamp = datetime.now().strftime("%Y-%m-%d-%H%M")
     args.out.mkdir(parents=True, exist_ok=True)
-    local.start_local_ray()
+    local.start_local_ray(settings=settings)
     try:
         import ray
 

@@ -4,15 +4,19 @@ One run, same model and cores. Prints audio-seconds per second for:
 - bare: faster-whisper `BatchedInferencePipeline` in-process on the same clips joined into one
   long file (so its own batching can fill batches), batch_size = --batch-size;
 - served: Theo on a private local Ray at 1, 4 and 16 concurrent HTTP clients;
-and the ratios served@16 / bare and served@16 / served@1.
+and the ratios served@16 / bare and served@16 / served@1. Then long files (60-110 s of
+espeak-ng speech and the real clips, `tests/speech.py`) at 1, 4 and 16 clients, decoded with and
+without the previous window's text as context (`condition_on_previous_text`): what the context
+costs. With it, a request's windows go through the batcher one after another.
 
-    .venv/bin/python loadtests/bench_batch.py [--model-dir DIR] [--requests 48]
+    .venv/bin/python loadtests/bench_batch.py [--requests 48] [--long-requests 8]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import sys
 import tempfile
 import time
 import wave
@@ -75,11 +79,24 @@ def bare_joined(pipeline: object, audios: list[np.ndarray], batch_size: int) -> 
     return len(joined) / 16_000 / elapsed
 
 
-def served_throughput(url: str, payloads: list[tuple[bytes, float]], clients: int) -> float:
+def long_payloads(count: int) -> list[tuple[bytes, float]]:
+    """`count` different long files of 60-110 s."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.speech import VOICES, long_file
+
+    files = [
+        long_file(200 + i, 1.0 + 0.25 * (i % 3), VOICES[i % len(VOICES)]) for i in range(count)
+    ]
+    return [(wav_bytes(f.audio), f.duration) for f in files]
+
+
+def served_throughput(
+    url: str, payloads: list[tuple[bytes, float]], clients: int, **fields: str
+) -> float:
     def one(item: tuple[bytes, float]) -> float:
         r = httpx.post(
             f"{url}/v1/audio/transcriptions",
-            data={"model": "whisper-tiny.en", "language": "en"},
+            data={"model": "whisper-tiny.en", "language": "en", **fields},
             files={"file": ("a.wav", item[0])},
             timeout=600,
         )
@@ -98,6 +115,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=48, help="requests per concurrency level")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--long-requests", type=int, default=8, help="long files per level (0: skip them)"
+    )
     args = parser.parse_args()
 
     from engines.bundled import install_bundled
@@ -130,7 +150,7 @@ def main() -> None:
         },
         gateway={"num_cpus": 0.1},
     )
-    local.start_local_ray()
+    local.start_local_ray(settings=settings)
     try:
         local.deploy(settings)
         url = f"http://127.0.0.1:{port}"
@@ -143,11 +163,32 @@ def main() -> None:
                 f"served, {clients:2d} concurrent clients:    {served[clients]:7.2f} audio-s/s",
                 flush=True,
             )
+        if args.long_requests:
+            long_form(url, long_payloads(args.long_requests))
     finally:
         local.shutdown()
     print(f"served@16 / bare per request = {served[16] / bare:5.2f}  (target >= 0.8)")
     print(f"served@16 / bare joined      = {served[16] / joined:5.2f}")
     print(f"served@16 / served@1 = {served[16] / served[1]:5.2f}  (target >= 2.0)")
+
+
+def long_form(url: str, payloads: list[tuple[bytes, float]]) -> None:
+    """Long files with and without context at 1, 4 and 16 clients."""
+    seconds = sum(d for _, d in payloads)
+    print(f"long files: {len(payloads)} of {seconds / len(payloads):.0f} s on average", flush=True)
+    for clients in (1, 4, 16):
+        rates = {}
+        for context in ("true", "false"):
+            rates[context] = served_throughput(
+                url, payloads, clients, condition_on_previous_text=context
+            )
+            print(
+                f"long, context {'on ' if context == 'true' else 'off'}, {clients:2d} clients: "
+                f"{rates[context]:7.2f} audio-s/s",
+                flush=True,
+            )
+        ratio = rates["true"] / rates["false"]
+        print(f"long, {clients:2d} clients: context on / off = {ratio:5.2f}")
 
 
 if __name__ == "__main__":

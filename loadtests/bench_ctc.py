@@ -110,7 +110,7 @@ def main() -> None:
     settings = TheoSettings(
         port=port, models_dir=models_dir, models=[MODEL], gateway={"num_cpus": 0.1}
     )
-    local.start_local_ray()
+    local.start_local_ray(settings=settings)
     sustained = 0
     try:
         local.deploy(settings)

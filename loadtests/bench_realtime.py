@@ -304,7 +304,7 @@ def main() -> None:
         },
         gateway={"num_cpus": 0.1},
     )
-    local.start_local_ray()
+    local.start_local_ray(settings=settings)
     try:
         local.deploy(settings)
         asyncio.run(sweep(f"http://127.0.0.1:{port}", args))

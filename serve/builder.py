@@ -47,6 +47,8 @@ def _replica_options(spec: DeploymentSettings) -> dict[str, Any]:
         "max_queued_requests": spec.max_queued_requests,
         "graceful_shutdown_timeout_s": spec.graceful_shutdown_timeout_s,
     }
+    if spec.max_replicas_per_node is not None:
+        options["max_replicas_per_node"] = spec.max_replicas_per_node
     if spec.autoscaling is None:
         options["num_replicas"] = spec.num_replicas
     else:
@@ -58,7 +60,6 @@ def _replica_options(spec: DeploymentSettings) -> dict[str, Any]:
             "target_ongoing_requests": auto.target_ongoing_requests,
             "upscale_delay_s": auto.upscale_delay_s,
             "downscale_delay_s": auto.downscale_delay_s,
-            "metrics_interval_s": auto.metrics_interval_s,
             "look_back_period_s": auto.look_back_period_s,
         }
     return options

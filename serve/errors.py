@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+MAX_ECHO_CHARS = 100
+"""Client input quoted back in an error message is cut to this length."""
+
 
 class TheoError(Exception):
     status_code = 500
@@ -59,6 +62,32 @@ class InvalidAudioError(InvalidRequestError):
         super().__init__(message, param=param)
 
 
+class TruncatedAudioError(InvalidAudioError):
+    """Audio that stops before its container says it ends, or breaks off after its start."""
+
+    code = "truncated_audio"
+
+
+class AudioTooLongError(InvalidRequestError):
+    """Decoded audio longer than `THEO_MAX_AUDIO_DURATION_S` (400, as OpenAI answers a file
+    over a model's duration limit)."""
+
+    code = "audio_too_long"
+
+    def __init__(self, limit_s: float) -> None:
+        super().__init__(
+            f"The audio is longer than the maximum duration of {limit_s:g} seconds "
+            "(THEO_MAX_AUDIO_DURATION_S).",
+            param="file",
+        )
+
+
+class UnsupportedMediaTypeError(TheoError):
+    status_code = 415
+    error_type = "invalid_request_error"
+    code = "unsupported_media_type"
+
+
 class UnsupportedCapabilityError(InvalidRequestError):
     code = "unsupported_capability"
 
@@ -69,7 +98,8 @@ class ModelNotFoundError(TheoError):
     code = "model_not_found"
 
     def __init__(self, model: str) -> None:
-        super().__init__(f"The model '{model}' does not exist.", param="model")
+        shown = model if len(model) <= MAX_ECHO_CHARS else model[:MAX_ECHO_CHARS] + "..."
+        super().__init__(f"The model '{shown}' does not exist.", param="model")
 
 
 class FileTooLargeError(TheoError):
@@ -80,7 +110,8 @@ class FileTooLargeError(TheoError):
     def __init__(self, limit_bytes: int) -> None:
         limit_mb = limit_bytes / (1024 * 1024)
         super().__init__(
-            f"The uploaded file exceeds the maximum size of {limit_mb:g} MB.", param="file"
+            f"The uploaded file exceeds the maximum size of {limit_mb:g} MB (THEO_MAX_UPLOAD_MB).",
+            param="file",
         )
 
 

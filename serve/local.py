@@ -1,12 +1,17 @@
-"""The embedded local run: a private local Ray, Serve on loopback, the same app as a cluster."""
+"""The embedded local run: a private local Ray, Serve on loopback, the same app as a cluster.
+
+Every listening socket of the run is on the given host (`serve.local_bind`), and Serve's proxy
+bounds request bodies (`serve.proxy`)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +19,9 @@ from engines.manifest import ManifestError
 from engines.registry import ModelRegistry
 from engines.spec import registered_engines
 from serve.builder import GATEWAY_RESOURCE, app_args, selected_manifests
+from serve.local_bind import HOST_ENV, SETUP_HOOK, bind_address
+from serve.proxy import CALLBACK as PROXY_CALLBACK
+from serve.proxy import CALLBACK_ENV as PROXY_CALLBACK_ENV
 from serve.settings import TheoSettings
 
 logger = logging.getLogger(__name__)
@@ -36,24 +44,54 @@ def prepare_environment() -> None:
         os.environ.setdefault(key, value)
 
 
-def start_local_ray(num_cpus: int | None = None) -> str:
-    """Start a private Ray node (never `ray stop`: that kills every Ray on the machine)."""
+def ray_process_environment(settings: TheoSettings) -> dict[str, str]:
+    """What every process of the local Ray inherits: the proxy's body bound (its callback and
+    limit) and the host its servers bind to."""
+    return {
+        PROXY_CALLBACK_ENV: PROXY_CALLBACK,
+        "THEO_MAX_UPLOAD_MB": repr(settings.max_upload_mb),
+        HOST_ENV: settings.host,
+    }
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """`os.environ` with `values` while Ray's processes are spawned, restored after."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def start_local_ray(num_cpus: int | None = None, settings: TheoSettings | None = None) -> str:
+    """Start a private Ray node (never `ray stop`: that kills every Ray on the machine) whose
+    servers all listen on `settings.host` (see `serve.local_bind`)."""
     prepare_environment()
     import ray
 
+    settings = settings or TheoSettings()
     temp_dir = tempfile.mkdtemp(prefix="theo-ray-")
     resources = {spec.key: float(LOCAL_ENGINE_SLOTS) for spec in registered_engines().values()}
     resources[GATEWAY_RESOURCE] = float(LOCAL_ENGINE_SLOTS)
-    ray.init(
-        address="local",
-        num_cpus=num_cpus or max(8, os.cpu_count() or 1),
-        resources=resources,
-        include_dashboard=False,
-        _temp_dir=temp_dir,
-        log_to_driver=False,
-        configure_logging=True,
-        logging_level=logging.WARNING,
-    )
+    with environment(ray_process_environment(settings)):
+        ray.init(
+            address="local",
+            num_cpus=num_cpus or max(8, os.cpu_count() or 1),
+            resources=resources,
+            include_dashboard=False,
+            _temp_dir=temp_dir,
+            _node_ip_address=bind_address(settings.host),
+            runtime_env={"worker_process_setup_hook": SETUP_HOOK},
+            log_to_driver=False,
+            configure_logging=True,
+            logging_level=logging.WARNING,
+        )
     return temp_dir
 
 

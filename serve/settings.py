@@ -41,6 +41,8 @@ class BaseTheoSettings(BaseSettings):
     """Models to serve (by manifest name); empty serves every model found."""
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_upload_mb: float = Field(default=25.0, gt=0)
+    max_audio_duration_s: float = Field(default=3600.0, gt=0)
+    """Longer uploads (decoded duration, not what the file declares) are refused with 400."""
     request_timeout_s: float = Field(default=600.0, gt=0)
     app_name: str = "theo"
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)

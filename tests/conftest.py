@@ -4,15 +4,18 @@ private local Ray, over loopback. API keys are on, so every client sends `API_KE
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from engines.spec import registered_engines
 from serve.local import free_port
+from tests.rss import snapshot
 
 API_KEY = "test-key"
+MAX_AUDIO_DURATION_S = 900.0
+"""Below the default (3600 s): the duration bound is tested with small uploads."""
 WENET_MODEL = "wenet-playback"
 CONTRACT_MODELS = {"faster-whisper": "whisper-tiny.en", "wenet": WENET_MODEL}
 """The model of each registered engine that the contract suites drive (`serve_url` serves
@@ -21,6 +24,30 @@ WENET_PLAYBACK = (
     "and so my fellow americans ask not what your {country|county} can do for you "
     "ask what you can do for your country"
 )
+
+
+REPORT = pytest.StashKey[list[str]]()
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[REPORT] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Figures the suite measured (memory of the Serve processes, fuzz case counts)."""
+    lines = terminalreporter.config.stash.get(REPORT, [])
+    if lines:
+        terminalreporter.section("theo figures")
+        for line in lines:
+            terminalreporter.write_line(line)
+        (ARTIFACTS / "figures.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def report(pytestconfig: pytest.Config) -> Callable[[str], None]:
+    """Add a line to the figures printed after the suite (and kept in tests/artifacts)."""
+    return pytestconfig.stash[REPORT].append
 
 
 @pytest.fixture(scope="session")
@@ -51,8 +78,9 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def serve_url(models_dir: Path) -> Iterator[str]:
-    """Base URL of the real service: gateway + whisper-tiny.en + whisper-base deployments."""
+def serve_url(models_dir: Path, report: Callable[[str], None]) -> Iterator[str]:
+    """Base URL of the real service: gateway + whisper-tiny.en + whisper-base deployments.
+    The resident memory of its Serve processes is reported after the suite."""
     from serve import local
     from serve.settings import TheoSettings
 
@@ -61,15 +89,18 @@ def serve_url(models_dir: Path) -> Iterator[str]:
         port=port,
         models_dir=models_dir,
         api_keys=[API_KEY],
+        max_audio_duration_s=MAX_AUDIO_DURATION_S,
         whisper={"max_batch_size": 8, "batch_wait_timeout_s": 0.1, "cpu_threads": 2},
     )
-    local.start_local_ray()
+    local.start_local_ray(settings=settings)
     try:
         local.deploy(settings)
         url = f"http://127.0.0.1:{port}"
         local.wait_healthy(url)
         os.environ["THEO_TEST_URL"] = url
+        report(f"RSS after start: {snapshot()}")
         yield url
+        report(f"RSS after the suite: {snapshot()}")
     finally:
         local.shutdown()
 

@@ -47,6 +47,7 @@ VALUE_SETS: dict[str, list[str]] = {
     "default-gpu": ["default-gpu-values.yaml"],
     "cpu-only": ["cpu-only-values.yaml"],
     "whisper-only": ["whisper-only-values.yaml"],
+    "ha": ["ha-values.yaml"],
 }
 Render = Callable[..., list[dict[str, Any]]]
 
@@ -107,17 +108,18 @@ def test_ci_value_sets_are_the_ones_in_the_chart() -> None:
 
 # ---- every object validated ----------------------------------------------------------------
 
+LOCKED_DOWN = {"RayService", "ServiceAccount", "ConfigMap", "Pod", "NetworkPolicy"}
 EXPECTED_KINDS = {
-    "defaults": {
-        "RayService", "ServiceAccount", "ConfigMap", "PersistentVolumeClaim", "Pod", "Job"
+    "defaults": LOCKED_DOWN | {"PodDisruptionBudget"},
+    "default-gpu": LOCKED_DOWN | {
+        "PersistentVolumeClaim", "Ingress", "PodMonitor", "PrometheusRule",
+        "PodDisruptionBudget", "Job",
     },
-    "default-gpu": {
-        "RayService", "ServiceAccount", "ConfigMap", "PersistentVolumeClaim", "Pod", "Ingress",
-        "PodMonitor", "ServiceMonitor", "PrometheusRule", "PodDisruptionBudget", "NetworkPolicy",
-        "Job",
+    "cpu-only": LOCKED_DOWN | {"PodDisruptionBudget"},
+    "whisper-only": LOCKED_DOWN | {"PodDisruptionBudget"},
+    "ha": LOCKED_DOWN | {
+        "PersistentVolumeClaim", "PodMonitor", "PrometheusRule", "PodDisruptionBudget", "Job"
     },
-    "cpu-only": {"RayService", "ServiceAccount", "ConfigMap", "Pod"},
-    "whisper-only": {"RayService", "ServiceAccount", "ConfigMap", "Pod"},
 }  # fmt: skip
 
 
@@ -396,7 +398,12 @@ def owner(deployment: str) -> str:
 # ---- the rest of the release -----------------------------------------------------------------
 
 
-def test_pods_run_as_non_root_with_no_capabilities(render: Render) -> None:
+WRITABLE = {"/tmp", "/home/theo"}
+"""Where Ray and the app write besides /dev/shm and the model volume (Ray's session directory
+is /tmp/ray; library caches live under $HOME)."""
+
+
+def test_pods_run_as_non_root_on_a_read_only_root(render: Render) -> None:
     objects = render(*layers("default-gpu"))
     pods = [g["template"]["spec"] for g in groups(objects).values()]
     pods += [pod["spec"] for pod in ks.by_kind(objects, "Pod")]
@@ -410,6 +417,22 @@ def test_pods_run_as_non_root_with_no_capabilities(render: Render) -> None:
     for context in [c["securityContext"] for c in containers] + [autoscaler["securityContext"]]:
         assert context["capabilities"]["drop"] == ["ALL"]
         assert context["allowPrivilegeEscalation"] is False
+        assert context["readOnlyRootFilesystem"] is True
+    # Every container that runs Ray or `theo pull` has its writable paths on emptyDirs.
+    head = groups(objects)["head"]["template"]["spec"]
+    writers = [(pod, c) for pod in pods for c in ks.all_containers(pod) if c["name"] != "api"]
+    writers.append((head, autoscaler))
+    for pod, container in writers:
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        mounted = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
+        assert set(mounted) >= WRITABLE, container.get("name", "autoscaler")
+        for path in WRITABLE:
+            assert "sizeLimit" in mounted[path]["emptyDir"], path
+        assert not any(m.get("readOnly") for m in container["volumeMounts"]
+                       if m["mountPath"] in WRITABLE)  # fmt: skip
+    for group in groups(objects).values():
+        mounts = {m["mountPath"] for m in ray_container(group)["volumeMounts"]}
+        assert "/dev/shm" in mounts
 
 
 @pytest.mark.parametrize(("name", "secret"), [("default-gpu", "theo-api-keys"), ("defaults", None)])
@@ -428,10 +451,22 @@ def test_api_keys_come_from_a_secret_in_every_ray_pod(
     assert "api_keys" not in settings
 
 
+def test_every_ray_pod_bounds_request_bodies_in_serves_proxy(render: Render) -> None:
+    """Serve's proxy runs on every node: each Ray container loads Theo's body bound with the
+    upload limit the gateway has (`serve.proxy`)."""
+    objects = render(*layers("defaults"), {"settings": {"max_upload_mb": 100}})
+    for group_name, group in groups(objects).items():
+        env = {e["name"]: e.get("value") for e in ray_container(group)["env"]}
+        assert env["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"] == "serve.proxy:middlewares"
+        assert float(env["THEO_MAX_UPLOAD_MB"]) == 100, group_name
+    settings = ks.serve_config(rayservice(objects))["applications"][0]["args"]["settings"]
+    assert settings["max_upload_mb"] == 100
+
+
 @pytest.mark.parametrize(
     ("name", "claim", "pulls"),
-    [("defaults", "theo-models", True), ("whisper-only", "whisper-models", False),
-     ("cpu-only", None, True)],
+    [("default-gpu", "theo-models", True), ("whisper-only", "whisper-models", False),
+     ("defaults", None, True)],
 )  # fmt: skip
 def test_model_storage_and_pull_init_container(
     render: Render, name: str, claim: str | None, pulls: bool
@@ -448,10 +483,14 @@ def test_model_storage_and_pull_init_container(
         assert models == (
             {"name": "models", "persistentVolumeClaim": {"claimName": claim}}
             if claim
-            else {"name": "models", "emptyDir": {}}
+            else {"name": "models", "emptyDir": {"sizeLimit": "50Gi"}}
         )
+        # writable: a replica pulls a model added after its pod started (engines.pull.ensure_model)
         mounts = {m["name"]: m for m in ray_container(group)["volumeMounts"]}
-        assert mounts["models"] == {"name": "models", "mountPath": "/models", "readOnly": True}
+        assert mounts["models"] == {"name": "models", "mountPath": "/models"}
+        hf_token = gen.chart_values(*layers(name))["modelPull"]["hfTokenSecret"]["name"]
+        env = {e["name"]: e for e in ray_container(group)["env"]}
+        assert ("HF_TOKEN" in env) is bool(hf_token)  # the replica may pull too
         assert ("initContainers" in pod) == pulls
         if pulls:
             init = pod["initContainers"][0]
@@ -469,7 +508,8 @@ def test_model_storage_and_pull_init_container(
     for job in jobs:
         assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-upgrade"
         volumes = job["spec"]["template"]["spec"]["volumes"]
-        assert volumes == [{"name": "models", "persistentVolumeClaim": {"claimName": claim}}]
+        assert volumes[-1] == {"name": "models", "persistentVolumeClaim": {"claimName": claim}}
+        assert [v["name"] for v in volumes] == ["tmp", "home", "models"]
 
 
 def pull_script(objects: list[dict[str, Any]], group: str) -> str:
@@ -520,6 +560,28 @@ def test_pull_script_pulls_missing_models_once(render: Render, tmp_path: Path) -
     assert again.returncode == 0 and len((tmp_path / "calls").read_text().splitlines()) == 1
 
 
+def test_pull_script_pulls_the_pinned_revision(render: Render, tmp_path: Path) -> None:
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    model = {"source": "Systran/faster-whisper-small", "revision": commit, "manifest": {
+        "name": "whisper-small", "engine": "faster-whisper",
+        "capabilities": {"architecture": "encoder-decoder"},
+        "engine_config": {"model_path": "/models/whisper-small/model"}}}  # fmt: skip
+    objects = render({"models": [model], "engines": {"wenet": {"enabled": False}}})
+    data = ks.only(objects, "ConfigMap")["data"]
+    assert data["pull-whisper.txt"].split() == ["whisper-small", model["source"], commit]
+    done = run_pull(pull_script(objects, "whisper"), tmp_path, data, "whisper")
+    assert done.returncode == 0, done.stderr
+    models = tmp_path / "models"
+    assert (tmp_path / "calls").read_text(encoding="utf-8").split() == [
+        "pull", model["source"], "--name", "whisper-small", "--models-dir", str(models),
+        "--revision", commit,
+    ]  # fmt: skip
+    (manifest,) = ks.serve_config(rayservice(objects))["applications"][0]["args"]["manifests"]
+    assert manifest["source"] == {
+        "uri": model["source"], "revision": commit, "commit": None, "sha256": {}
+    }  # fmt: skip
+
+
 def test_pull_script_fails_for_an_unprovisioned_model_and_writes_manifests(
     render: Render, tmp_path: Path
 ) -> None:
@@ -536,8 +598,18 @@ def test_pull_script_fails_for_an_unprovisioned_model_and_writes_manifests(
     assert not (tmp_path / "calls").exists()
 
 
+def test_default_model_storage_binds_anywhere(render: Render) -> None:
+    """No PVC by default (an RWX claim without a class stays Pending on most clusters): each
+    engine pod pulls into its own emptyDir, so there is no shared volume for an upgrade Job."""
+    objects = render()
+    assert not ks.by_kind(objects, "PersistentVolumeClaim") and not ks.by_kind(objects, "Job")
+    shared = render({"modelStorage": {"create": True}})
+    (claim,) = ks.by_kind(shared, "PersistentVolumeClaim")
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
 def test_upgrade_job_pulls_every_served_model(render: Render, tmp_path: Path) -> None:
-    (job,) = ks.by_kind(render(), "Job")
+    (job,) = ks.by_kind(render({"modelStorage": {"create": True}}), "Job")
     script = job["spec"]["template"]["spec"]["containers"][0]["args"][0]
     for name in ("whisper-tiny.en", "whisper-base", "wenet-en"):
         (tmp_path / "models" / name).mkdir(parents=True)
@@ -557,7 +629,7 @@ def test_adding_a_model_or_tuning_serve_keeps_the_ray_cluster(render: Render) ->
         "engine_config": {"model_path": "/models/whisper-small/model"}}}  # fmt: skip
     changed = render(
         {"models": [*values["models"], extra]},
-        {"settings": {"whisper": {"max_batch_size": 24, "autoscaling": {"max_replicas": 12}}}},
+        {"settings": {"whisper": {"max_batch_size": 24, "autoscaling": {"max_replicas": 2}}}},
     )
     spec, new_spec = rayservice(base)["spec"], rayservice(changed)["spec"]
     assert spec["serveConfigV2"] != new_spec["serveConfigV2"]
@@ -582,22 +654,87 @@ def test_manifests_config_map_matches_the_served_models(render: Render, name: st
         assert path.startswith(f"{models_dir}/{manifest['name']}"), "absolute, in the model's dir"
 
 
-def test_service_and_ingress_suit_websockets(render: Render) -> None:
-    objects = render(*layers("default-gpu"))
+def serve_endpoints(objects: list[dict[str, Any]]) -> dict[str, int]:
+    """The pods (by group) whose port the serve Service reaches, and that port, resolved as
+    the EndpointSlice controller does: a named target port counts only on pods that declare a
+    port of that name (k8s.io/endpointslice FindPort); others get no port for the Service."""
     service = rayservice(objects)["spec"]["serveService"]
-    assert service["metadata"]["name"] == "theo-serve"
-    assert service["spec"]["ports"] == [
-        {"name": "serve", "port": 8000, "targetPort": "serve", "protocol": "TCP"}
-    ]
-    for group in groups(objects).values():
+    (port,) = service["spec"]["ports"]
+    reached = {}
+    for name, group in groups(objects).items():
+        declared = {p.get("name"): p["containerPort"] for p in ray_container(group)["ports"]}
+        target = port["targetPort"]
+        if isinstance(target, int):
+            reached[name] = target
+        elif target in declared:
+            reached[name] = declared[target]
+    return reached
+
+
+@pytest.mark.parametrize("name", sorted(VALUE_SETS))
+def test_clients_reach_only_gateway_pods(render: Render, name: str) -> None:
+    """KubeRay's serve Service selects every Ray pod of the active cluster with a healthy Serve
+    proxy, engine pods included (issue 10). Its target port is the *name* `serve`, which only
+    the gateway group (and the head, which KubeRay keeps out: excludeHeadPodFromServeSvc)
+    declares, so client connections end on gateway pods only."""
+    objects = render(*layers(name))
+    spec = rayservice(objects)["spec"]
+    assert spec["excludeHeadPodFromServeSvc"] is True
+    port = ks.serve_config(rayservice(objects))["http_options"]["port"]
+    assert {k: v for k, v in serve_endpoints(objects).items() if k != "head"} == {"gateway": port}
+    engines = [g for n, g in groups(objects).items() if n not in ("head", "gateway")]
+    for group in engines:
         ports = {p["name"]: p["containerPort"] for p in ray_container(group)["ports"]}
-        assert ports["serve"] == 8000 and ports["metrics"] == 8080
+        assert ports == {"proxy": port, "metrics": 8080}
+        # KubeRay's injected probe looks for a port named `serve`: the chart's checks the proxy
+        # on the configured port itself.
+        probe = " ".join(ray_container(group)["readinessProbe"]["exec"]["command"])
+        assert f"http://localhost:{port}/-/healthz" in probe and "local_raylet_healthz" in probe
+    for ingress in ks.by_kind(objects, "Ingress"):
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                backend = path["backend"]["service"]
+                assert backend == {"name": "theo-serve", "port": {"name": "serve"}}
+    for pod in ks.by_kind(objects, "Pod"):
+        env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+        assert (
+            env["THEO_URL"]
+            == f"http://theo-serve:{spec['serveService']['spec']['ports'][0]['port']}"
+        )
+
+
+def test_a_changed_port_keeps_gateway_only_routing(render: Render) -> None:
+    objects = render({"settings": {"port": 9000}})
+    ks.validate_objects(objects)
+    assert {k: v for k, v in serve_endpoints(objects).items() if k != "head"} == {"gateway": 9000}
+    probe = " ".join(ray_container(groups(objects)["whisper"])["readinessProbe"]["exec"]["command"])
+    assert "localhost:9000/-/healthz" in probe
+
+
+def test_ingress_suits_websockets_and_keeps_ops_private(render: Render) -> None:
+    objects = render(*layers("default-gpu"))
     ingress = ks.only(objects, "Ingress")
     notes = ingress["metadata"]["annotations"]
     assert int(notes["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
     assert int(notes["nginx.ingress.kubernetes.io/proxy-send-timeout"]) >= 3600
-    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
-    assert backend == {"name": "theo-serve", "port": {"name": "serve"}}
+    for values in ({}, {"ingress": {"enabled": True}}):
+        for ingress in ks.by_kind(render(*layers("default-gpu"), values), "Ingress"):
+            paths = [p for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
+            assert paths and all(p["path"].startswith("/v1") for p in paths), paths
+    # what the default paths publish, as the ingress controller matches them
+    published = [
+        ("/v1/audio/transcriptions", True),
+        ("/v1/realtime", True),
+        ("/v1/models", True),
+        ("/metrics", False),
+        ("/health", False),
+        ("/", False),
+    ]
+    paths = ingress["spec"]["rules"][0]["http"]["paths"]
+    for url, public in published:
+        matched = any(url == p["path"] or url.startswith(p["path"].rstrip("/") + "/")
+                      for p in paths if p["pathType"] == "Prefix")  # fmt: skip
+        assert matched is public, url
 
 
 def test_helm_test_pod_checks_health_and_models(render: Render) -> None:
@@ -614,46 +751,349 @@ def test_helm_test_pod_checks_health_and_models(render: Render) -> None:
     served = [m["name"] for m in args["manifests"]]
     assert json.loads(env["THEO_EXPECTED_MODELS"]["value"]) == served
     assert env["THEO_API_KEYS"]["valueFrom"]["secretKeyRef"]["name"] == "theo-api-keys"
+    assert pod["metadata"]["labels"]["app.kubernetes.io/component"] == "test"
 
 
-def test_monitoring_objects(render: Render) -> None:
+# ---- security -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(VALUE_SETS))
+def test_ray_token_auth_is_on(render: Render, name: str) -> None:
+    cluster = rayservice(render(*layers(name)))["spec"]["rayClusterConfig"]
+    expected = {"mode": "token"}
+    secret = gen.chart_values(*layers(name))["rayAuth"]["secretName"]
+    if secret:
+        expected["secretName"] = secret
+    assert cluster["authOptions"] == expected
+    off = rayservice(render(*layers(name), {"rayAuth": {"enabled": False}}))
+    assert "authOptions" not in off["spec"]["rayClusterConfig"]
+
+
+Peer = dict[str, dict[str, str]]
+"""A client pod: {"pod": its labels, "namespace": its namespace's labels}."""
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        value, present = labels.get(expression["key"]), expression["key"] in labels
+        match expression["operator"]:
+            case "In":
+                ok = present and value in expression["values"]
+            case "NotIn":
+                ok = not present or value not in expression["values"]
+            case "Exists":
+                ok = present
+            case "DoesNotExist":
+                ok = not present
+            case other:
+                raise AssertionError(other)
+        if not ok:
+            return False
+    return True
+
+
+def _peer_matches(rule_peer: dict[str, Any], peer: Peer, own_namespace: str) -> bool:
+    pods, namespaces = rule_peer.get("podSelector"), rule_peer.get("namespaceSelector")
+    if namespaces is None and peer["namespace"]["kubernetes.io/metadata.name"] != own_namespace:
+        return False  # a bare podSelector means pods of the policy's namespace
+    if namespaces is not None and not _selects(namespaces, peer["namespace"]):
+        return False
+    return pods is None or _selects(pods, peer["pod"])
+
+
+def allowed(objects: list[dict[str, Any]], target: dict[str, str], port: int, peer: Peer) -> bool:
+    """NetworkPolicy semantics (ingress): a pod no policy selects accepts everything; otherwise
+    the union of the rules of the policies that select it."""
+    policies = [p for p in ks.by_kind(objects, "NetworkPolicy")
+                if _selects(p["spec"]["podSelector"], target)]  # fmt: skip
+    if not policies:
+        return True
+    for policy in policies:
+        assert policy["spec"]["policyTypes"] == ["Ingress"]
+        for rule in policy["spec"].get("ingress", []):
+            ports = rule.get("ports")
+            if ports is not None and not any(p["port"] == port for p in ports):
+                continue
+            sources = rule.get("from")
+            if sources is None or any(_peer_matches(s, peer, NAMESPACE) for s in sources):
+                return True
+    return False
+
+
+def peer(namespace: str, **labels: str) -> Peer:
+    return {"pod": labels, "namespace": {"kubernetes.io/metadata.name": namespace}}
+
+
+@pytest.mark.parametrize("name", sorted(VALUE_SETS))
+def test_network_policies_lock_ray_down(render: Render, name: str) -> None:
+    objects = render(*layers(name))
+    values = gen.chart_values(*layers(name))
+    port = ks.serve_config(rayservice(objects))["http_options"]["port"]
+    pods = {n: g["template"]["metadata"]["labels"] for n, g in groups(objects).items()}
+    own = {"app.kubernetes.io/name": "theo", "app.kubernetes.io/instance": "theo"}
+    ray_peer = peer(NAMESPACE, **pods["gateway"])
+    operator = peer(values["networkPolicy"]["operatorNamespace"], app="kuberay-operator")
+    stranger = peer(NAMESPACE, app="some-other-app")
+    stranger_elsewhere = peer("team-b", app="notebook")
+    test_pod = peer(NAMESPACE, **own, **{"app.kubernetes.io/component": "test"})
+    pull_job = peer(NAMESPACE, **own, **{"app.kubernetes.io/component": "models"})
+    ray_ports = (6379, 8265, 10001, 52365, 20000, port)  # GCS, dashboard, client, agent, worker
+    incremental = values["rayService"]["upgradeStrategy"] == "NewClusterWithIncrementalUpgrade"
+    for group, labels in pods.items():
+        for ray_port in ray_ports:
+            assert allowed(objects, labels, ray_port, ray_peer), (group, ray_port)
+            # KubeRay's incremental upgrade routes through per-cluster Services that reach
+            # every worker's proxy; otherwise only gateway pods serve clients.
+            serving = group == "gateway" or (incremental and group != "head")
+            for outsider in (stranger, stranger_elsewhere, test_pod, pull_job):
+                reachable = ray_port == port and serving
+                if reachable and values["networkPolicy"]["serveFrom"]:
+                    reachable = outsider is test_pod
+                assert allowed(objects, labels, ray_port, outsider) is reachable, (group, ray_port)
+        assert allowed(objects, labels, 8265, operator) is (group == "head"), group
+        assert not allowed(objects, labels, 6379, operator), group
+    # the dashboard: the operator (and `dashboardFrom`), nobody else
+    for extra in values["networkPolicy"]["dashboardFrom"]:
+        admin = peer(extra["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"])
+        assert allowed(objects, pods["head"], 8265, admin)
+        assert not allowed(objects, pods["head"], 6379, admin)
+    prometheus = peer("monitoring", app="prometheus")
+    for labels in pods.values():
+        assert allowed(objects, labels, 8080, prometheus)
+        assert not allowed(objects, labels, 8080, stranger_elsewhere)
+    if values["networkPolicy"]["serveFrom"]:
+        ingress_ns = values["networkPolicy"]["serveFrom"][0]["namespaceSelector"]["matchLabels"]
+        controller = peer(ingress_ns["kubernetes.io/metadata.name"], app="controller")
+        assert allowed(objects, pods["gateway"], port, controller)
+        assert allowed(objects, pods["whisper"], port, controller) is incremental
+        assert not allowed(objects, pods["head"], port, controller)
+    opened = render(*layers(name), {"networkPolicy": {"enabled": False}})
+    assert not ks.by_kind(opened, "NetworkPolicy")
+    assert allowed(opened, pods["head"], 8265, stranger_elsewhere)  # what the default prevents
+
+
+def test_network_policies_cover_a_disabled_engine_group(render: Render) -> None:
+    """Disabling an engine starts a new cluster; the old one's pods of that group keep their
+    Ray traffic until the old cluster is deleted."""
+    objects = render({"engines": {"wenet": {"enabled": False}}})
+    wenet = {"app.kubernetes.io/name": "theo", "app.kubernetes.io/instance": "theo",
+             "app.kubernetes.io/component": "wenet"}  # fmt: skip
+    head = peer(NAMESPACE, **{**wenet, "app.kubernetes.io/component": "head"})
+    assert allowed(objects, wenet, 10002, head)
+    assert not allowed(objects, wenet, 10002, peer(NAMESPACE, app="x"))
+
+
+# ---- availability ---------------------------------------------------------------------------
+
+
+def _disruptions_allowed(budget: dict[str, Any], pods: int) -> int:
+    spec = budget["spec"]
+    if "maxUnavailable" in spec:
+        value = spec["maxUnavailable"]
+        if isinstance(value, str):
+            return -(-pods * int(value.rstrip("%")) // 100)  # percentages round up
+        return int(value)
+    return pods - int(spec["minAvailable"])
+
+
+PDB_VARIANTS: dict[str, list[dict[str, Any]]] = {
+    **{name: layers(name) for name in VALUE_SETS},
+    "percent": [{"podDisruptionBudget": {"maxUnavailable": "10%"}}],
+    "minAvailable 1": [{"podDisruptionBudget": {"minAvailable": 1}}],
+    "minAvailable 1, groups of 3": [{
+        "podDisruptionBudget": {"minAvailable": 1},
+        "gateway": {"replicas": 3, "minReplicas": 3},
+        "engines": {"whisper": {"replicas": 2, "minReplicas": 2}},
+    }],
+    "single-pod groups": [{
+        "gateway": {"maxReplicas": 1},
+        "engines": {"whisper": {"maxReplicas": 1, "replicasPerPod": 2},
+                    "wenet": {"maxReplicas": 1, "replicasPerPod": 2}},
+        "settings": {"whisper": {"autoscaling": {"max_replicas": 1}},
+                     "wenet": {"autoscaling": {"max_replicas": 2}},
+                     "gateway": {"autoscaling": {"max_replicas": 4}}},
+    }],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("variant", sorted(PDB_VARIANTS))
+def test_no_disruption_budget_blocks_a_node_drain(render: Render, variant: str) -> None:
+    """Each budget selects one worker group, and at every pod count the group can have (from
+    minReplicas, at least 1, to maxReplicas) it allows at least one eviction; the head and
+    single-pod groups get none."""
+    objects = render(*PDB_VARIANTS[variant])
+    budgets = ks.by_kind(objects, "PodDisruptionBudget")
+    found = groups(objects)
+    for budget in budgets:
+        assert budget["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+        selected = [n for n, g in found.items()
+                    if budget["spec"]["selector"]["matchLabels"].items()
+                    <= g["template"]["metadata"]["labels"].items()]  # fmt: skip
+        assert len(selected) == 1 and selected[0] != "head", selected
+        group = found[selected[0]]
+        assert group["maxReplicas"] > 1
+        for pods in range(max(group["minReplicas"], 1), group["maxReplicas"] + 1):
+            assert _disruptions_allowed(budget, pods) >= 1, (selected, pods)
+    covered = {b["metadata"]["labels"]["app.kubernetes.io/component"] for b in budgets}
+    if variant == "defaults":
+        assert covered == {"gateway", "whisper", "wenet"}
+    if variant == "single-pod groups":
+        assert covered == set()
+    if variant == "minAvailable 1, groups of 3":
+        assert covered == {"gateway", "whisper"}
+
+
+def test_incremental_upgrade_is_selectable(render: Render) -> None:
+    objects = render(*layers("ha"))
+    spec = rayservice(objects)["spec"]
+    assert spec["upgradeStrategy"] == {
+        "type": "NewClusterWithIncrementalUpgrade",
+        "clusterUpgradeOptions": {"gatewayClassName": "istio", "stepSizePercent": 25,
+                                  "intervalSeconds": 60, "maxSurgePercent": 50},
+    }  # fmt: skip
+    assert spec["rayClusterConfig"]["enableInTreeAutoscaling"] is True
+    assert not ks.by_kind(objects, "Ingress")
+    for strategy in ("NewCluster", "None"):
+        plain = rayservice(render({"rayService": {"upgradeStrategy": strategy}}))["spec"]
+        assert plain["upgradeStrategy"] == {"type": strategy}
+
+
+def test_gcs_fault_tolerance_uses_the_external_redis(render: Render) -> None:
+    cluster = rayservice(render(*layers("ha")))["spec"]["rayClusterConfig"]
+    assert cluster["gcsFaultToleranceOptions"] == {
+        "redisAddress": "redis-master.redis:6379",
+        "redisPassword": {"valueFrom": {"secretKeyRef": {"name": "theo-redis", "key": "password"}}},
+    }
+    assert "gcsFaultToleranceOptions" not in rayservice(render())["spec"]["rayClusterConfig"]
+
+
+def drain_deadline(group: dict[str, Any]) -> int | None:
+    hook = ray_container(group).get("lifecycle", {}).get("preStop")
+    if hook is None:
+        return None
+    command = hook["exec"]["command"]
+    assert command[:4] == ["python", "-m", "serve.drain", "--deadline-s"], command
+    return int(command[4])
+
+
+@pytest.mark.parametrize("name", sorted(VALUE_SETS))
+def test_worker_pods_drain_before_they_stop(render: Render, name: str) -> None:
+    """grace period >= drain deadline (+ margin) >= every hosted replica's graceful shutdown;
+    the old cluster outlives the Ingress's stream timeouts and the gateway's shutdown."""
+    objects = render(*layers(name))
+    values = gen.chart_values(*layers(name))
+    margin = values["drain"]["stopMarginSeconds"]
+    found = deployments(objects)
+    for group_name, group in groups(objects).items():
+        deadline = drain_deadline(group)
+        if group_name == "head":
+            assert deadline is None  # it hosts no replica
+            continue
+        assert deadline is not None, group_name
+        grace = group["template"]["spec"]["terminationGracePeriodSeconds"]
+        assert grace >= deadline + margin
+        hosted = [d for n, d in found.items() if owner(n) == group_name]
+        assert hosted or group_name != "gateway"
+        assert all(deadline >= d["graceful_shutdown_timeout_s"] for d in hosted), group_name
+    spec = rayservice(objects)["spec"]
+    delay = spec["rayClusterDeletionDelaySeconds"]
+    assert delay >= found["Gateway"]["graceful_shutdown_timeout_s"]
+    for ingress in ks.by_kind(objects, "Ingress"):
+        for key, value in ingress["metadata"]["annotations"].items():
+            if key.endswith(("proxy-read-timeout", "proxy-send-timeout")):
+                assert delay >= int(value), key
+    undrained = groups(render(*layers(name), {"drain": {"enabled": False}}))
+    assert all(drain_deadline(g) is None for g in undrained.values())
+
+
+def test_capacity_of_the_defaults_matches_the_docs(render: Render) -> None:
+    """The Whisper models' replicas fit the Whisper pool the defaults declare (the numbers
+    docs/DEPLOYMENT.md gives)."""
+    objects = render()
+    whisper = groups(objects)["whisper"]
+    found = deployments(objects)
+    models = [d for n, d in found.items() if n.startswith("whisper-")]
+    most = sum(d["autoscaling_config"]["max_replicas"] for d in models)
+    gpus = sum(d["autoscaling_config"]["max_replicas"] * d["ray_actor_options"]["num_gpus"]
+               for d in models)  # fmt: skip
+    per_pod = int(whisper["rayStartParams"]["resources"].split(":")[1].strip(' }"\\'))
+    assert most <= whisper["maxReplicas"] * per_pod
+    assert gpus <= whisper["maxReplicas"] * int(whisper["rayStartParams"]["num-gpus"])
+    text = (gen.REPO_ROOT / "docs" / "DEPLOYMENT.md").read_text(encoding="utf-8")
+    per_model = models[0]["autoscaling_config"]["max_replicas"]
+    assert f"{len(models)} Whisper models x {per_model}" in text
+
+
+def test_pod_knobs_reach_the_pods(render: Render) -> None:
+    objects = render(*layers("ha"))
+    found = groups(objects)
+    whisper = found["whisper"]["template"]["spec"]
+    assert whisper["runtimeClassName"] == "nvidia" and whisper["priorityClassName"] == "theo-gpu"
+    (spread,) = whisper["topologySpreadConstraints"]
+    labels = found["whisper"]["template"]["metadata"]["labels"]
+    assert spread["labelSelector"]["matchLabels"] == labels
+    assert {"name": "certs", "configMap": {"name": "corp-ca"}} in whisper["volumes"]
+    assert {"name": "certs", "mountPath": "/etc/ssl/corp", "readOnly": True} in (
+        ray_container(found["whisper"])["volumeMounts"]
+    )
+    assert found["head"]["template"]["spec"]["priorityClassName"] == "theo-control"
+    gateway = found["gateway"]["template"]["spec"]
+    assert gateway["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
+    assert "runtimeClassName" not in gateway
+    assert deployments(objects)["Gateway"]["max_replicas_per_node"] == 2
+
+
+# ---- metrics --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(VALUE_SETS))
+def test_one_metrics_path(render: Render, name: str) -> None:
+    """Only Ray's per-pod export is scraped (no ServiceMonitor on the gateway's merged
+    /metrics); the PodMonitor selects exactly the Ray pods and labels series by release."""
+    objects = render(*layers(name), {"monitoring": {"podMonitor": {"enabled": True}}})
+    kinds = {o["kind"] for o in objects}
+    assert "ServiceMonitor" not in kinds
+    monitor = ks.only(objects, "PodMonitor")
+    selector = monitor["spec"]["selector"]
+    for group in groups(objects).values():
+        assert _selects(selector, group["template"]["metadata"]["labels"])
+    others = ks.by_kind(objects, "Pod") + [
+        j["spec"]["template"] for j in ks.by_kind(objects, "Job")
+    ]
+    for pod in others:
+        assert not _selects(selector, pod["metadata"]["labels"])
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["port"] == "metrics"
+    targets = {r["targetLabel"]: r["sourceLabels"] for r in endpoint["relabelings"]}
+    assert targets["release"] == ["__meta_kubernetes_pod_label_app_kubernetes_io_instance"]
+
+
+def test_alerts_parse_and_select_the_release(render: Render) -> None:
     import promql_parser
 
     objects = render(*layers("default-gpu"))
-    pod_monitor = ks.only(objects, "PodMonitor")
-    assert pod_monitor["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
-    selector = pod_monitor["spec"]["selector"]["matchLabels"]
-    for group in groups(objects).values():
-        assert selector.items() <= group["template"]["metadata"]["labels"].items()
-    rules = ks.only(objects, "PrometheusRule")["spec"]["groups"][0]["rules"]
-    assert len(rules) == 4
+    rules = [r for g in ks.only(objects, "PrometheusRule")["spec"]["groups"] for r in g["rules"]]
+    names = [r["alert"] for r in rules]
+    assert {"TheoRayServiceNotReady", "TheoNoHealthyGateway", "TheoEngineQueueNearLimit",
+            "TheoMetricsAbsent", "TheoDeploymentWithoutHealthyReplica"} <= set(names)  # fmt: skip
     for rule in rules:
         promql_parser.parse(rule["expr"])
-        assert 'namespace="stt"' in rule["expr"] and 'ray_io_cluster=~"theo-.*"' in rule["expr"]
+        if rule["alert"] == "TheoRayServiceNotReady":
+            assert 'name="theo", namespace="stt"' in rule["expr"]
+        else:
+            assert 'namespace="stt", release="theo"' in rule["expr"], rule["alert"]
+    assert "absent(" in next(r["expr"] for r in rules if r["alert"] == "TheoMetricsAbsent")
+    settings = gen.settings_from_values(gen.chart_values(*layers("default-gpu")))
+    queue = {r["labels"]["engine"]: r["expr"] for r in rules
+             if r["alert"] == "TheoEngineQueueNearLimit"}  # fmt: skip
+    assert set(queue) == {"whisper", "wenet"}
+    for key, expr in queue.items():
+        limit = getattr(settings, key).max_queued_requests * 0.8
+        assert expr.endswith(f"> {limit:g}") and f'deployment=~"{key}-.*"' in expr, expr
     with pytest.raises(ValueError):
         promql_parser.parse("sum(rate(x[5m]) by (le)")
-    service_monitor = ks.only(objects, "ServiceMonitor")
-    wanted = service_monitor["spec"]["selector"]["matchLabels"]
-    serve_labels = rayservice(objects)["spec"]["serveService"]["metadata"]["labels"]
-    assert wanted.items() <= serve_labels.items()
-
-
-def test_disruption_budgets_and_network_policy(render: Render) -> None:
-    objects = render(*layers("default-gpu"))
-    budgets = {b["metadata"]["name"]: b for b in ks.by_kind(objects, "PodDisruptionBudget")}
-    assert set(budgets) == {f"theo-{g}" for g in ("head", "gateway", "whisper", "wenet")}
-    pod_labels = {n: g["template"]["metadata"]["labels"] for n, g in groups(objects).items()}
-    for name, labels in pod_labels.items():
-        matching = [
-            b for b in budgets.values()
-            if b["spec"]["selector"]["matchLabels"].items() <= labels.items()
-        ]  # fmt: skip
-        assert [b["metadata"]["name"] for b in matching] == [f"theo-{name}"]
-    policy = ks.only(objects, "NetworkPolicy")
-    selected = policy["spec"]["podSelector"]["matchLabels"]
-    assert all(selected.items() <= labels.items() for labels in pod_labels.values())
-    ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule.get("ports", [])}
-    assert {8000, 8080, 8265} <= ports
 
 
 def test_pod_templates_carry_only_stable_labels(render: Render) -> None:
@@ -709,6 +1149,18 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
     "upgrade strategy": ({"rayService": {"upgradeStrategy": "Rolling"}}, "/rayService"),
     "rayStartParams must be strings": ({"head": {"rayStartParams": {"num-gpus": 1}}}, "/head"),
     "image without repository": ({"gatewayImage": {"repository": ""}}, "/gatewayImage"),
+    "second metrics path": ({"monitoring": {"serviceMonitor": {"enabled": True}}},
+                            "'serviceMonitor' not allowed"),
+    "budget that blocks drains": ({"podDisruptionBudget": {"maxUnavailable": 0}},
+                                  "/podDisruptionBudget/maxUnavailable"),
+    "deprecated metrics interval": (
+        {"settings": {"whisper": {"autoscaling": {"metrics_interval_s": 2}}}},
+        "'metrics_interval_s' not allowed"),
+    "look-back within the push interval": (
+        {"settings": {"whisper": {"autoscaling": {"look_back_period_s": 5}}}}, "look_back"),
+    "manifest source in the manifest": ({"models": [{"manifest": {
+        "name": "m", "engine": "wenet", "capabilities": {"architecture": "ctc"},
+        "source": {"uri": "x"}}}]}, "'source' not allowed"),
 }  # fmt: skip
 
 
@@ -732,6 +1184,46 @@ IMPOSSIBLE: dict[str, tuple[dict[str, Any], str]] = {
     "duplicate model": ({"models": [{"manifest": {"name": "m", "engine": "wenet",
         "capabilities": {"architecture": "ctc"}}}] * 2}, "listed twice"),
     "name not DNS-1035": ({"fullnameOverride": "1-theo"}, "DNS-1035"),
+    "Whisper replicas beyond the pool": (
+        {"settings": {"whisper": {"autoscaling": {"max_replicas": 8}}}},
+        "engines.whisper holds at most 8 replicas (maxReplicas 4 x replicasPerPod 2), but its "
+        "2 model(s) (whisper-tiny.en, whisper-base) may run 8 each"),
+    "fixed replicas beyond the pool": (
+        {"settings": {"wenet": {"autoscaling": None, "num_replicas": 9}}},
+        "engines.wenet holds at most 8 replicas"),
+    "gateway CPUs beyond the pool": (
+        {"settings": {"gateway": {"autoscaling": {"max_replicas": 20}}}},
+        "20 gateway replicas x settings.gateway.num_cpus 0.5 need 10 CPUs"),
+    "per-node cap beyond the pool": (
+        {"settings": {"gateway": {"max_replicas_per_node": 1}}},
+        "8 gateway replicas at most 1 per node need more than gateway.maxReplicas 4 pods"),
+    "drain shorter than graceful shutdown": (
+        {"engines": {"whisper": {"terminationGracePeriodSeconds": 100}}},
+        "engines.whisper.terminationGracePeriodSeconds (100) - drain.stopMarginSeconds (15) = 85"),
+    "old cluster deleted before the Ingress timeout": (
+        {"ingress": {"enabled": True}, "rayService": {"rayClusterDeletionDelaySeconds": 600}},
+        "shorter than the Ingress's nginx.ingress.kubernetes.io/proxy-read-timeout (3600 s)"),
+    "old cluster deleted before the gateway stops": (
+        {"rayService": {"rayClusterDeletionDelaySeconds": 60}},
+        "shorter than settings.gateway.graceful_shutdown_timeout_s"),
+    "incremental without a gateway class": (
+        {"rayService": {"upgradeStrategy": "NewClusterWithIncrementalUpgrade"}},
+        "needs rayService.clusterUpgradeOptions.gatewayClassName"),
+    "incremental without the autoscaler": (
+        {"rayService": {"upgradeStrategy": "NewClusterWithIncrementalUpgrade",
+                        "clusterUpgradeOptions": {"gatewayClassName": "istio"}},
+         "autoscaler": {"enabled": False}}, "needs the Ray autoscaler"),
+    "incremental behind an Ingress": (
+        {"rayService": {"upgradeStrategy": "NewClusterWithIncrementalUpgrade",
+                        "clusterUpgradeOptions": {"gatewayClassName": "istio"}},
+         "ingress": {"enabled": True}}, "must enter through the Gateway KubeRay creates"),
+    "step above surge": (
+        {"rayService": {"upgradeStrategy": "NewClusterWithIncrementalUpgrade",
+                        "clusterUpgradeOptions": {"gatewayClassName": "istio",
+                                                  "stepSizePercent": 50}}},
+        "stepSizePercent must not exceed maxSurgePercent"),
+    "GCS fault tolerance without Redis": (
+        {"gcsFaultTolerance": {"enabled": True}}, "needs gcsFaultTolerance.redisAddress"),
 }  # fmt: skip
 
 

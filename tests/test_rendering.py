@@ -125,11 +125,13 @@ def test_form_extensions_and_language_names() -> None:
             ("vad_filter", "false"),
             ("language", "Portuguese"),
             ("stream", "true"),
+            ("condition_on_previous_text", "0"),
         ),
         translation=False,
     )
     assert req.hot_words == ["Kubernetes", "Ray"]
     assert req.vad_filter is False and req.stream is True and req.language == "pt"
+    assert req.condition_on_previous_text is False
 
 
 @pytest.mark.parametrize(
@@ -141,6 +143,7 @@ def test_form_extensions_and_language_names() -> None:
         ((("model", "m"), ("timestamp_granularities[]", "char")), "timestamp_granularities"),
         ((("model", "m"), ("language", "klingon")), "language"),
         ((("model", "m"), ("stream", "maybe")), "stream"),
+        ((("model", "m"), ("condition_on_previous_text", "y")), "condition_on_previous_text"),
         ((("response_format", "json"),), "model"),
     ],
 )

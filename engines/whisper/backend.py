@@ -1,9 +1,14 @@
 """faster-whisper behind `STTBackend`, split so windows of many requests decode in one batch.
 
 `prepare` (per request: VAD, windows, features) -> `decode_batch` (any windows, any requests,
-one encoder pass and batched `generate` calls) -> `assemble` (per request). The Serve
-deployment feeds `decode_batch` from a cross-request queue; `transcribe_file` chains the three
-in-process, which is also the bare-engine baseline of the batching benchmark.
+one encoder pass and batched `generate` calls) -> `assemble` (per request). Between them,
+`engines.whisper.context.decode_windows` gives each window the text before it. The Serve
+deployment feeds `decode_batch` from a cross-request queue; `transcribe_file` chains the
+stages in-process.
+
+A window's result depends only on the window (its audio, options and previous text), never on
+the other windows of its batch: every per-batch step works per window (see
+`docs/ARCHITECTURE.md`, "Batch invariance").
 """
 
 from __future__ import annotations
@@ -11,11 +16,10 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from engines.base import (
     SAMPLE_RATE,
@@ -29,6 +33,14 @@ from engines.base import (
     WordTiming,
 )
 from engines.manifest import ModelManifest
+from engines.whisper.context import PromptHistory, decode_windows
+from engines.whisper.jobs import WindowJob, WindowOutput
+from engines.whisper.recovery import (
+    entries_to_drop,
+    normalize_word,
+    repeated_words,
+    uncovered_tail,
+)
 from engines.whisper.segments import (
     TimedTokens,
     compression_ratio,
@@ -43,27 +55,8 @@ WINDOW_SAMPLES = WINDOW_SECONDS * SAMPLE_RATE
 FRAMES_PER_SECOND = 100
 N_FRAMES = WINDOW_SECONDS * FRAMES_PER_SECOND
 BEST_OF = 5
-TAIL_MIN_SECONDS = 1.0
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"
 APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"  # noqa: RUF001
-
-
-@dataclass
-class WindowJob:
-    """One <= 30 s window of one request, ready for the batch decoder."""
-
-    offset: float
-    duration: float
-    features: npt.NDArray[np.float32]
-    options: TranscribeOptions
-
-
-@dataclass
-class WindowOutput:
-    language: str
-    language_probability: float
-    segments: list[SegmentResult]
-    batch_size: int
 
 
 @dataclass
@@ -141,10 +134,34 @@ class WhisperBackend(STTBackend):
     ) -> TranscriptionResult:
         jobs = await asyncio.to_thread(self.prepare, audio, options)
         outputs: list[WindowOutput] = []
-        for i in range(0, len(jobs), self.max_batch_size):
-            batch = jobs[i : i + self.max_batch_size]
-            outputs += await asyncio.to_thread(self.decode_batch, batch)
+        if options.condition_on_previous_text:
+            outputs = [
+                output
+                async for output in decode_windows(
+                    jobs,
+                    self._decode_alone,
+                    self.prompt_history(options),
+                    condition_on_previous_text=True,
+                )
+            ]
+        else:
+            first = self.prompt_history(options).previous()
+            jobs = [replace(job, previous=first) for job in jobs]
+            for i in range(0, len(jobs), self.max_batch_size):
+                batch = jobs[i : i + self.max_batch_size]
+                outputs += await asyncio.to_thread(self.decode_batch, batch)
         return self.assemble(len(audio) / SAMPLE_RATE, options, outputs)
+
+    async def _decode_alone(self, job: WindowJob) -> WindowOutput:
+        outputs = await asyncio.to_thread(self.decode_batch, [job])
+        return outputs[0]
+
+    def prompt_history(self, options: TranscribeOptions) -> PromptHistory:
+        """The context before a request's first window: its initial prompt."""
+        initial: list[int] = []
+        if options.prompt and options.prompt.strip():
+            initial = self._tokenizer("transcribe", "en").encode(" " + options.prompt.strip())
+        return PromptHistory.start(initial)
 
     # -- stage 1: per request ----------------------------------------------------------------
     def prepare(self, audio: Audio, options: TranscribeOptions) -> list[WindowJob]:
@@ -191,10 +208,23 @@ class WhisperBackend(STTBackend):
 
         Whisper sometimes stops at the last complete sentence and leaves speech at the end of
         a window untranscribed (sequential decoding would seek there). Such tails are decoded
-        once more, together, in a second pass.
+        once more, together, in a second pass, with the window's text so far as context; what
+        they repeat of it is dropped. Word timings come last, per window, over all its text.
         """
         if not jobs:
             return []
+        encoded, decodings, segments = self._transcribe(jobs)
+        if recover_tails:
+            self._recover_tails(decodings, segments)
+        self._add_words(encoded, decodings, segments)
+        return [
+            WindowOutput(d.language, d.language_probability, segs, len(jobs))
+            for d, segs in zip(decodings, segments, strict=True)
+        ]
+
+    def _transcribe(
+        self, jobs: list[WindowJob]
+    ) -> tuple[Any, list[_Decoding], list[list[SegmentResult]]]:
         encoded = self._model.encode(np.stack([job.features for job in jobs]))
         languages = self._languages(jobs, encoded)
         decodings = []
@@ -204,34 +234,66 @@ class WhisperBackend(STTBackend):
                 _Decoding(job, language, probability, tokenizer, self._prompt(tokenizer, job))
             )
         self._generate_with_fallback(encoded, decodings)
-        segments = [self._segments(d) for d in decodings]
-        self._add_words(encoded, decodings, segments)
-        if recover_tails:
-            self._recover_tails(jobs, segments)
-        return [
-            WindowOutput(d.language, d.language_probability, segs, len(jobs))
-            for d, segs in zip(decodings, segments, strict=True)
-        ]
+        return encoded, decodings, [self._segments(d) for d in decodings]
 
-    def _recover_tails(self, jobs: list[WindowJob], segments: list[list[SegmentResult]]) -> None:
+    def _recover_tails(
+        self, decodings: list[_Decoding], segments: list[list[SegmentResult]]
+    ) -> None:
         from faster_whisper.audio import pad_or_trim
 
         tails: list[tuple[int, WindowJob]] = []
-        for i, job in enumerate(jobs):
+        for i, d in enumerate(decodings):
+            job = d.job
             if not segments[i]:
                 continue
-            done = segments[i][-1].end - job.offset
-            if job.duration - done < TAIL_MIN_SECONDS:
+            start = uncovered_tail(segments[i][-1].end - job.offset, job.duration)
+            if start is None:
                 continue
-            first, last = round(done * FRAMES_PER_SECOND), round(job.duration * FRAMES_PER_SECOND)
+            first = round(start * FRAMES_PER_SECOND)
+            last = round(job.duration * FRAMES_PER_SECOND)
             features = pad_or_trim(job.features[:, first:last], N_FRAMES)
-            tail = WindowJob(job.offset + done, job.duration - done, features, job.options)
+            previous = PromptHistory(job.previous, initial_only=False).after(segments[i])
+            tail = WindowJob(
+                job.offset + start,
+                job.duration - start,
+                np.ascontiguousarray(features, dtype=np.float32),
+                replace(job.options, language=d.language),
+                previous.previous(),
+            )
             tails.append((i, tail))
         if not tails:
             return
-        outputs = self.decode_batch([tail for _, tail in tails], recover_tails=False)
-        for (i, _), output in zip(tails, outputs, strict=True):
-            segments[i].extend(output.segments)
+        _, tail_decodings, tail_segments = self._transcribe([tail for _, tail in tails])
+        for (i, _), tail_decoding, recovered in zip(
+            tails, tail_decodings, tail_segments, strict=True
+        ):
+            seek = segments[i][0].seek
+            for segment in self._without_repeats(segments[i], recovered, tail_decoding.tokenizer):
+                segment.seek = seek
+                segments[i].append(segment)
+
+    @staticmethod
+    def _without_repeats(
+        existing: list[SegmentResult], recovered: list[SegmentResult], tokenizer: Any
+    ) -> list[SegmentResult]:
+        """The recovered segments less the words they repeat of `existing` (in place)."""
+        have = [[normalize_word(w) for w in _words(s.tokens, tokenizer)[0]] for s in existing]
+        kept = []
+        for segment in recovered:
+            words, word_tokens = _words(segment.tokens, tokenizer)
+            normalized = [normalize_word(w) for w in words]
+            drop = entries_to_drop(normalized, repeated_words(have, normalized))
+            if drop == len(words):
+                continue
+            if drop:
+                stamps = [t for t in segment.tokens if t >= tokenizer.timestamp_begin]
+                text_tokens = [t for tokens in word_tokens[drop:] for t in tokens]
+                segment.tokens = stamps[:1] + text_tokens + stamps[1:]
+                segment.text = tokenizer.decode(text_tokens)
+                segment.compression_ratio = compression_ratio(segment.text)
+            have.append(normalized[drop:])
+            kept.append(segment)
+        return kept
 
     def _languages(self, jobs: list[WindowJob], encoded: Any) -> list[tuple[str, float]]:
         if not self.is_multilingual:
@@ -262,10 +324,9 @@ class WhisperBackend(STTBackend):
 
     def _prompt(self, tokenizer: Any, job: WindowJob) -> list[int]:
         opts = job.options
-        previous = tokenizer.encode(" " + opts.prompt.strip()) if opts.prompt else []
         hot_words = ", ".join(opts.hot_words) if opts.hot_words else None
         prompt: list[int] = self._model.get_prompt(
-            tokenizer, previous, without_timestamps=False, hotwords=hot_words
+            tokenizer, list(job.previous), without_timestamps=False, hotwords=hot_words
         )
         return prompt
 
@@ -369,46 +430,41 @@ class WhisperBackend(STTBackend):
     def _add_words(
         self, encoded: Any, decodings: list[_Decoding], segments: list[list[SegmentResult]]
     ) -> None:
-        """Word timings by cross-attention alignment, grouped by start sequence (language)."""
-        groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        """Word timings by cross-attention alignment, one window at a time.
+
+        faster-whisper's `add_word_timestamps` carries the last word's end from one window of
+        its list to the next (its pause heuristics use it); aligning a batch in one call would
+        let one request's timings move another's words, so each window is aligned alone, its
+        pause measured from its own start.
+        """
         for i, d in enumerate(decodings):
-            if d.job.options.word_timestamps and segments[i]:
-                groups[tuple(d.tokenizer.sot_sequence)].append(i)
-        for indices in groups.values():
-            tokenizer = decodings[indices[0]].tokenizer
-            subsegments: list[list[dict[str, Any]]] = [
-                [
-                    {"tokens": s.tokens, "start": s.start, "end": s.end, "seek": s.seek}
-                    for s in segments[i]
-                ]
-                for i in indices
+            if not (d.job.options.word_timestamps and segments[i]):
+                continue
+            subsegments: list[dict[str, Any]] = [
+                {"tokens": s.tokens, "start": s.start, "end": s.end, "seek": s.seek}
+                for s in segments[i]
             ]
-            num_frames = [
-                min(N_FRAMES, math.ceil(decodings[i].job.duration * FRAMES_PER_SECOND))
-                for i in indices
-            ]
+            num_frames = min(N_FRAMES, math.ceil(d.job.duration * FRAMES_PER_SECOND))
             self._model.add_word_timestamps(
-                subsegments,
-                tokenizer,
-                _subset(encoded, indices, len(decodings)),
-                num_frames,
+                [subsegments],
+                d.tokenizer,
+                _subset(encoded, [i], len(decodings)),
+                [num_frames],
                 PREPEND_PUNCTUATIONS,
                 APPEND_PUNCTUATIONS,
-                0.0,
+                d.job.offset,
             )
-            aligned: list[list[dict[str, Any]]] = subsegments
-            for i, subs in zip(indices, aligned, strict=True):
-                for segment, sub in zip(segments[i], subs, strict=True):
-                    segment.start, segment.end = round(sub["start"], 3), round(sub["end"], 3)
-                    segment.words = [
-                        WordTiming(
-                            word=w["word"],
-                            start=round(float(w["start"]), 3),
-                            end=round(float(w["end"]), 3),
-                            probability=round(float(w["probability"]), 4),
-                        )
-                        for w in sub.get("words", [])
-                    ]
+            for segment, sub in zip(segments[i], subsegments, strict=True):
+                segment.start, segment.end = round(sub["start"], 3), round(sub["end"], 3)
+                segment.words = [
+                    WordTiming(
+                        word=w["word"],
+                        start=round(float(w["start"]), 3),
+                        end=round(float(w["end"]), 3),
+                        probability=round(float(w["probability"]), 4),
+                    )
+                    for w in sub.get("words", [])
+                ]
 
     # -- stage 3: per request ----------------------------------------------------------------
     def assemble(
@@ -460,6 +516,15 @@ def _request_language(
         return default, 0.0
     language = max(weight, key=lambda k: weight[k])
     return language, probability[language]
+
+
+def _words(tokens: list[int], tokenizer: Any) -> tuple[list[str], list[list[int]]]:
+    """A segment's words (punctuation marks are words of their own) and their tokens."""
+    text = [t for t in tokens if t < tokenizer.eot]
+    if not text:
+        return [], []
+    words, word_tokens = tokenizer.split_to_word_tokens(text)
+    return list(words), [list(w) for w in word_tokens]
 
 
 def _subset(encoded: Any, indices: list[int], total: int) -> Any:

@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from engines.manifest import Capabilities, ModelManifest
+from engines.manifest import Capabilities, ModelManifest, ModelSource
 from engines.spec import EngineSpec, engine_spec, registered_engines
 from serve.builder import (
     GATEWAY_DEPLOYMENT,
@@ -136,8 +136,11 @@ def manifests_from_values(values: Mapping[str, Any], settings: TheoSettings) -> 
     for entry in values.get("models") or []:
         manifest = ModelManifest.model_validate(entry["manifest"])
         if entry.get("enabled", True) and engine_enabled(values, manifest.engine):
-            directory = settings.models_dir / manifest.name
-            manifests.append(manifest.model_copy(update={"directory": directory}))
+            update: dict[str, Any] = {"directory": settings.models_dir / manifest.name}
+            if entry.get("source"):
+                revision = entry.get("revision") or None
+                update["source"] = ModelSource(uri=entry["source"], revision=revision)
+            manifests.append(manifest.model_copy(update=update))
     return manifests
 
 
@@ -204,6 +207,7 @@ def builder_defaults() -> dict[str, Any]:
         "settingsAppliedInPlace": settings_applied_in_place(),
         "nullableModels": nullable_models(),
         "manifest": _field_defaults(ModelManifest),
+        "manifestSource": _field_defaults(ModelSource),
         "gatewayDeployment": GATEWAY_DEPLOYMENT,
         "gatewayResource": GATEWAY_RESOURCE,
         "stickyRouterClass": STICKY_ROUTER_CLASS,
@@ -250,7 +254,8 @@ def values_schema(current: Mapping[str, Any]) -> dict[str, Any]:
     settings = _generated_defs(TheoSettings, sorted(SECRET_SETTINGS))
     settings[GENERATED_PREFIX + "TheoSettings"]["properties"]["models_dir"]["pattern"] = MOUNT_PATH
     defs.update(settings)
-    manifest = _generated_defs(ModelManifest, ["directory"])
+    # `source` comes from a model's `source` and `revision` values, not from its manifest
+    manifest = _generated_defs(ModelManifest, ["directory", "source"])
     engines = list(registered_engines())
     manifest[GENERATED_PREFIX + "ModelManifest"]["properties"]["engine"]["enum"] = engines
     defs.update(manifest)

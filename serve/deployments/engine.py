@@ -31,6 +31,7 @@ from engines.base import (
     TranscriptionResult,
 )
 from engines.manifest import ModelManifest, parse_manifest_arg
+from engines.pull import ensure_model
 from engines.settings import EngineSettings
 from engines.spec import EngineSpec, engine_spec
 from serve.settings import TheoSettings
@@ -59,6 +60,8 @@ class BaseEngineDeployment:
         configure_logging("engine")
         configure_tracing("theo-engine", {"theo.model": self.manifest.name})
         self.metrics = EngineMetrics(self.manifest.name, self.manifest.engine)
+        # A model added after this pod started is not on its own storage yet: pull it (pinned).
+        ensure_model(self.manifest)
         self.backend: STTBackend = self.spec.backend_class()(
             self.manifest, **self.settings.backend_overrides()
         )

@@ -20,6 +20,7 @@ from engines.base import (
     TranscriptionResult,
 )
 from engines.whisper.backend import WhisperBackend, WindowJob, WindowOutput
+from engines.whisper.context import decode_windows
 from serve.deployments.engine import BaseEngineDeployment
 from serve.telemetry.batching import BatchTimer, QueuedWindow
 from serve.telemetry.tracing import (
@@ -55,10 +56,9 @@ class WhisperDeployment(BaseEngineDeployment):
             started = time.perf_counter()
             with span("prepare"):
                 jobs = await asyncio.to_thread(self.backend.prepare, audio, options)
-            context = current_context()
-            outputs = await asyncio.gather(*(self._queued_decode(job, context) for job in jobs))
+            outputs = [o async for o in self._windows(jobs, options, current_context())]
             with span("postprocess"):
-                result = self.backend.assemble(len(audio) / SAMPLE_RATE, options, list(outputs))
+                result = self.backend.assemble(len(audio) / SAMPLE_RATE, options, outputs)
             self.observe_rtf(started, result.duration)
             return result
 
@@ -72,11 +72,9 @@ class WhisperDeployment(BaseEngineDeployment):
             started = time.perf_counter()
             with call.active(), span("prepare"):
                 jobs = await asyncio.to_thread(self.backend.prepare, audio, options)
-            tasks = [asyncio.create_task(self._queued_decode(job, call.context)) for job in jobs]
             outputs: list[WindowOutput] = []
             next_id = 0
-            for task in tasks:
-                output = await task
+            async for output in self._windows(jobs, options, call.context):
                 outputs.append(output)
                 for segment in output.segments:
                     segment.id = next_id
@@ -91,6 +89,18 @@ class WhisperDeployment(BaseEngineDeployment):
             raise
         finally:
             call.end(error)
+
+    def _windows(
+        self, jobs: list[WindowJob], options: TranscribeOptions, context: Context
+    ) -> AsyncIterator[WindowOutput]:
+        """The request's windows through the shared batcher, in order; with context, each
+        waits for the one before it (`engines.whisper.context.decode_windows`)."""
+        return decode_windows(
+            jobs,
+            lambda job: self._queued_decode(job, context),
+            self.backend.prompt_history(options),
+            condition_on_previous_text=options.condition_on_previous_text,
+        )
 
     async def _queued_decode(self, job: WindowJob, context: Context) -> WindowOutput:
         self.metrics.queue_depth.inc()

@@ -8,8 +8,9 @@ from fastapi import FastAPI
 from ray import serve
 
 from engines.manifest import parse_manifest_arg
-from serve.gateway.context import GatewayContext, set_context
+from serve.gateway.context import GatewayContext, get_context, set_context
 from serve.gateway.errors import install_error_handlers
+from serve.gateway.openapi import theo_openapi
 from serve.gateway.routers import audio, models, ops, realtime, ui
 from serve.routing import ModelRouter
 from serve.settings import TheoSettings
@@ -27,6 +28,18 @@ api.include_router(realtime.router)
 api.include_router(ui.router)
 api.add_middleware(RequestIdMiddleware)
 api.add_middleware(TracingMiddleware)  # outermost: the request id is set inside its span
+
+
+def openapi() -> dict[str, Any]:
+    """`/openapi.json`: the audio forms (with this deployment's models) and the errors."""
+    try:
+        models = [m.name for m in get_context().router.models()]
+    except RuntimeError:  # not inside a replica
+        models = []
+    return theo_openapi(api, models)
+
+
+api.openapi = openapi  # type: ignore[method-assign]
 
 
 @serve.deployment(max_ongoing_requests=1024)

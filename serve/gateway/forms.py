@@ -7,9 +7,9 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 
-from engines.languages import normalize_language
 from serve.errors import InvalidParameterError
 from serve.gateway.protocol import TranscriptionRequest
+from serve.languages import LanguageError, validate_language
 
 LIST_FIELDS = {"timestamp_granularities", "hot_words"}
 TRUE_WORDS = {"true", "1", "yes", "on"}
@@ -26,7 +26,8 @@ def _bool(name: str, value: str) -> bool:
 
 
 def form_fields(form: FormData) -> dict[str, Any]:
-    """Collect text fields; `name[]` and `name` both feed list fields (the SDK sends `[]`)."""
+    """Collect text fields; `name[]` and `name` both feed list fields (the SDK sends `[]`); any
+    other field given twice is refused."""
     fields: dict[str, Any] = {}
     for raw_key, value in form.multi_items():
         if isinstance(value, UploadFile) or raw_key == "file":
@@ -35,6 +36,9 @@ def form_fields(form: FormData) -> dict[str, Any]:
         if key in LIST_FIELDS:
             parts = [p.strip() for p in str(value).split(",")] if key == "hot_words" else [value]
             fields.setdefault(key, []).extend(p for p in parts if p)
+        elif key in fields:
+            # Which of two values was meant is not ours to guess.
+            raise InvalidParameterError(key, f"'{key}' was given more than once.")
         else:
             fields[key] = value
     return fields
@@ -42,21 +46,16 @@ def form_fields(form: FormData) -> dict[str, Any]:
 
 def parse_request(form: FormData, *, translation: bool) -> TranscriptionRequest:
     fields = form_fields(form)
-    for name in ("stream", "vad_filter"):
+    for name in ("stream", "vad_filter", "condition_on_previous_text"):
         if name in fields:
             fields[name] = _bool(name, str(fields[name]))
     if translation:
         for name in ("language", "timestamp_granularities", "hot_words"):
             fields.pop(name, None)
-    if fields.get("language") in ("", None):
-        fields.pop("language", None)
-    elif "language" in fields:
-        code = normalize_language(str(fields["language"]))
-        if code is None:
-            raise InvalidParameterError(
-                "language", f"Unsupported language {fields['language']!r}; use ISO-639-1."
-            )
-        fields["language"] = code
+    try:
+        fields["language"] = validate_language(fields.get("language"))
+    except LanguageError as exc:
+        raise InvalidParameterError("language", str(exc)) from None
     if "model" not in fields:
         raise InvalidParameterError("model", "you must provide a model parameter")
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
 Granularity = Literal["word", "segment"]
@@ -22,6 +22,7 @@ class TranscriptionRequest(BaseModel):
     stream: bool = False
     hot_words: list[str] = Field(default_factory=list)
     vad_filter: bool = True
+    condition_on_previous_text: bool = True
 
 
 class UsageDuration(BaseModel):
@@ -77,3 +78,55 @@ class ModelCard(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorResponse(BaseModel):
+    """Every error the API answers, OpenAI's shape."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: ErrorDetail
+
+
+class ModelHealth(BaseModel):
+    state: str
+    detail: str
+
+
+class HealthReport(BaseModel):
+    status: Literal["ok", "unavailable"]
+    models: dict[str, ModelHealth]
+    detail: str | None = None
+
+
+class TranscriptTextDelta(BaseModel):
+    """`stream=true`: one event per decoded segment."""
+
+    type: Literal["transcript.text.delta"] = "transcript.text.delta"
+    delta: str
+    logprobs: None = None
+
+
+class TranscriptTextDone(BaseModel):
+    """`stream=true`: the last event, with the whole text."""
+
+    type: Literal["transcript.text.done"] = "transcript.text.done"
+    text: str
+    logprobs: None = None
+    usage: UsageDuration
+
+
+class StreamError(BaseModel):
+    """`stream=true`: the engine failed after the stream started (the last event)."""
+
+    type: Literal["error"] = "error"
+    error: ErrorDetail

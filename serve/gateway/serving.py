@@ -31,6 +31,7 @@ from serve.gateway.formatting import (
     usage,
 )
 from serve.gateway.protocol import TranscriptionRequest
+from serve.languages import LanguageError, validate_language
 from serve.routing import RoutedModel
 from serve.telemetry.tracing import current_carrier, span
 
@@ -54,11 +55,10 @@ def transcribe_options(
         raise UnsupportedCapabilityError(
             f"The model '{manifest.name}' does not support translation.", param="model"
         )
-    if request.language and not manifest.supports_language(request.language):
-        raise InvalidParameterError(
-            "language",
-            f"The model '{manifest.name}' does not support language '{request.language}'.",
-        )
+    try:
+        validate_language(request.language, caps.languages, manifest.name)
+    except LanguageError as exc:
+        raise InvalidParameterError("language", str(exc)) from None
     words = "word" in request.timestamp_granularities and request.response_format == "verbose_json"
     if words and not caps.word_timestamps:
         raise UnsupportedCapabilityError(
@@ -79,6 +79,7 @@ def transcribe_options(
         temperatures=temperature_ladder(request.temperature),
         word_timestamps=words,
         vad_filter=request.vad_filter,
+        condition_on_previous_text=request.condition_on_previous_text,
     )
 
 

@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 NORMAL_CLOSURE = 1000
 POLICY_VIOLATION = 1008
+UNEXPECTED_MESSAGE_ERROR = "The message could not be processed; the session goes on."
 
 Resolver = Callable[[str], SessionModel]
 """Model name -> model; raises `ModelNotFoundError`."""
@@ -188,6 +189,10 @@ class RealtimeConnection:
                 await self._on_message(message)
             except ProtocolError as exc:
                 await self.problem(exc)
+            except Exception:
+                # Reported, never silent; the session goes on with the next message.
+                logger.exception("session %s: message failed", self.session.session_id)
+                await self.problem(ProtocolError("internal_error", UNEXPECTED_MESSAGE_ERROR))
 
     async def _on_message(self, message: dict[str, Any]) -> None:
         data: bytes | None = message.get("bytes")

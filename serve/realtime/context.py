@@ -33,8 +33,12 @@ def decode_options(
     max_prompt_chars: int,
     session_prompt: str | None = None,
     language: str | None = None,
+    find_speech: bool = False,
 ) -> TranscribeOptions:
-    """Realtime decodes never VAD-filter: the session's own VAD cut the segment."""
+    """Realtime decodes VAD-filter only when the session ran no VAD over the audio
+    (`find_speech`, client commits): then the final decode finds the speech itself, as REST
+    does by default, so committed silence stays silent. Otherwise the session's own VAD cut
+    the segment."""
     words = tuple(w.strip() for w in hot_words if w.strip())
     native = words if capabilities.hot_words else ()
     parts: list[str] = []
@@ -46,4 +50,6 @@ def decode_options(
         if previous_text:
             parts.append(bounded_tail(previous_text, max_prompt_chars))
     prompt = " ".join(p for p in parts if p) or None
-    return TranscribeOptions(language=language, prompt=prompt, hot_words=native, vad_filter=False)
+    return TranscribeOptions(
+        language=language, prompt=prompt, hot_words=native, vad_filter=find_speech
+    )

@@ -23,8 +23,11 @@ T = TypeVar("T")
 Transcriber = Callable[[Audio, TranscribeOptions], Awaitable[TranscriptionResult]]
 
 
+ENGINE_FAILURE_MESSAGE = "the engine did not transcribe the audio within the retry window"
+
+
 class EngineFailureError(RuntimeError):
-    """The engine could not transcribe within the retry window."""
+    """The engine could not transcribe within the retry window; its text is client-safe."""
 
 
 def handle_transcriber(handle: Any) -> Transcriber:
@@ -78,7 +81,8 @@ async def retrying(
             deadline = now + retry_window_s if deadline is None else deadline
             logger.warning("engine call failed (attempt %d): %r", attempt, exc)
             if now + backoff > deadline:
-                raise EngineFailureError(f"{type(exc).__name__}: {exc}") from exc
+                # The cause stays in the log: a client never sees internal exception text.
+                raise EngineFailureError(ENGINE_FAILURE_MESSAGE) from exc
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, max_backoff_s)
             continue

@@ -16,9 +16,10 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from engines.base import Audio
+from serve.languages import validate_language
 from serve.realtime.events import (
     FramesDropped,
     PartialTranscript,
@@ -62,6 +63,11 @@ class TranscriptionOptions(_Lenient):
     model: str | None = None
     language: str | None = None
     prompt: str | None = None
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str | None) -> str | None:
+        return validate_language(value)
 
 
 class ServerVad(_Lenient):
@@ -147,8 +153,9 @@ def parse_client_data(data: dict[str, Any]) -> ClientEvent:
     except ValidationError as exc:
         first = exc.errors()[0]
         param = ".".join(str(p) for p in first["loc"] if p not in CLIENT_EVENT_TYPES)
+        detail = str(first["msg"]).removeprefix("Value error, ").rstrip(".")
         raise ProtocolError(
-            "invalid_value", f"Invalid value for '{param}': {first['msg']}.", param
+            "invalid_value", f"Invalid value for '{param}': {detail}.", param
         ) from None
 
 

@@ -7,10 +7,12 @@ below. Every server event is one of the `*Event` models, sent as JSON.
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
+from serve.languages import validate_language
 from serve.realtime.vad import VadSensitivity
 
 SampleRate = Literal[8000, 16000, 24000, 48000]
@@ -45,7 +47,8 @@ class SessionConfig(BaseModel):
     inactivity_timeout_ms: int = Field(default=60_000, ge=100, le=3_600_000)
     """On hold this long, or no client message this long: the session closes."""
     max_segment_duration_ms: int = Field(default=20_000, ge=1_000, le=30_000)
-    language: str | None = Field(default=None, min_length=2, max_length=16)
+    language: str | None = Field(default=None, min_length=2, max_length=32)
+    """An ISO-639-1 code (an English name is accepted and stored as its code)."""
     hot_words: list[Annotated[str, Field(max_length=100)]] = Field(
         default_factory=list, max_length=100
     )
@@ -53,6 +56,11 @@ class SessionConfig(BaseModel):
     enable_partial_transcripts: bool = True
     enable_itn: bool = True
     input_sample_rate: SampleRate = 16000
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str | None) -> str | None:
+        return validate_language(value)
 
 
 # -- client -> server ------------------------------------------------------------------------
@@ -119,7 +127,8 @@ COMMAND_TYPES = frozenset(
 def _first_error(exc: ValidationError) -> tuple[str, str]:
     first = exc.errors()[0]
     param = ".".join(str(p) for p in first["loc"] if p not in COMMAND_TYPES) or "type"
-    return param, f"Invalid value for '{param}': {first['msg']}."
+    detail = str(first["msg"]).removeprefix("Value error, ").rstrip(".")
+    return param, f"Invalid value for '{param}': {detail}."
 
 
 def validate_config(data: dict[str, Any]) -> SessionConfig:
@@ -130,10 +139,35 @@ def validate_config(data: dict[str, Any]) -> SessionConfig:
         raise ProtocolError("invalid_value", message, param) from None
 
 
+MAX_JSON_DEPTH = 32
+"""Text frames nest at most this deep (the deepest command needs 5); checked before parsing."""
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]+|\\.)*"|[\[\]{}]')
+
+
+def json_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether the brackets outside strings nest deeper than `limit` (linear, no recursion)."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    for match in _JSON_TOKENS.finditer(text):
+        token = match.group()
+        if token == "[" or token == "{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif token == "]" or token == "}":
+            depth -= 1
+    return False
+
+
 def load_json_object(text: str) -> dict[str, Any]:
+    if json_too_deep(text):
+        raise ProtocolError(
+            "invalid_json", f"JSON in text frames may nest at most {MAX_JSON_DEPTH} levels deep."
+        )
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ProtocolError("invalid_json", "Text frames must be JSON objects.") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ProtocolError("invalid_json", "Commands are JSON objects with a string 'type'.")

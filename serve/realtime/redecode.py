@@ -38,7 +38,7 @@ class LocalAgreementPolicy(PartialPolicy):
             options,
             temperatures=FINAL_TEMPERATURES if final else PARTIAL_TEMPERATURES,
             word_timestamps=final and self.capabilities.word_timestamps,
-            vad_filter=False,
+            vad_filter=final and options.vad_filter,
             beam_size=None if final else 1,
         )
 

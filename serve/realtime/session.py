@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from engines.base import SAMPLE_RATE, Audio, TranscribeOptions, TranscriptionResult
 from engines.manifest import Capabilities
+from serve.languages import LanguageError, validate_language
 from serve.realtime.backpressure import DropReport, RateMeter
 from serve.realtime.context import decode_options
 from serve.realtime.endpoint import (
@@ -50,7 +51,7 @@ from serve.realtime.itn import apply_itn
 from serve.realtime.machine import SessionState, StateMachine, Timeout
 from serve.realtime.pcm import pcm16_to_float
 from serve.realtime.policy import PartialPolicy
-from serve.realtime.protocol import SessionConfig
+from serve.realtime.protocol import ProtocolError, SessionConfig
 from serve.realtime.resample import StreamResampler
 from serve.realtime.ring import RingBuffer
 from serve.realtime.settings import RealtimeSettings
@@ -153,7 +154,12 @@ class StreamingSession:
         self.model, self.capabilities, self.policy = model, capabilities, policy
 
     def configure(self, config: SessionConfig) -> None:
-        """Apply a (validated) configuration; speech in progress is kept."""
+        """Apply a (validated) configuration; speech in progress is kept. Raises
+        `ProtocolError` (and changes nothing) for a language the model does not support."""
+        try:
+            validate_language(config.language, self.capabilities.languages, self.model)
+        except LanguageError as exc:
+            raise ProtocolError("invalid_value", str(exc), "language") from None
         old = self.config
         self.config = config
         thresholds = thresholds_for(config.vad_sensitivity, config.vad_threshold)
@@ -440,6 +446,7 @@ class StreamingSession:
             max_prompt_chars=self.settings.max_prompt_chars,
             session_prompt=self.config.prompt,
             language=self.config.language,
+            find_speech=not self.config.vad_enabled,
         )
 
     async def _idle_work(self) -> bool:

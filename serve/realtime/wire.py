@@ -10,6 +10,7 @@ before any audio (`upgrade`).
 from __future__ import annotations
 
 import abc
+import copy
 from typing import Any, Protocol
 
 from serve.realtime.events import SessionEvent
@@ -191,6 +192,17 @@ class OpenAIWire(WireProtocol):
             await link.problem(exc, event.event_id)
 
     async def _update(self, event: SessionUpdate, link: Link) -> None:
+        """Apply a `session.update`; one that fails changes nothing."""
+        session = link.session
+        saved = (copy.deepcopy(self.state), session.model, session.capabilities, session.policy)
+        try:
+            await self._apply_update(event, link)
+        except ProtocolError:
+            self.state = saved[0]
+            session.use_model(*saved[1:])
+            raise
+
+    async def _apply_update(self, event: SessionUpdate, link: Link) -> None:
         session = link.session
         self.state.update(event.session)
         wanted = self.state.transcription.model

@@ -7,6 +7,8 @@ dynamic batching, realtime sessions, errors and Serve replicas (Ray Serve's `ray
 
 In a cluster the `theo_*` families come from Ray's metrics export with a `ray_` prefix, which
 the chart's PodMonitor strips, so the same queries work locally (`/metrics`) and in a cluster.
+Every query selects the `namespace` and `release` variables (labels the PodMonitor gives each
+series; "All" also matches a local scrape, which has neither).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ TARGETS = (
 )
 UID = "theo-overview"
 RATE = "$__rate_interval"
-MODEL = 'model=~"$model"'
+SCOPE = 'namespace=~"$namespace", release=~"$release"'
+MODEL = f'{SCOPE}, model=~"$model"'
 
 
 @dataclass(frozen=True)
@@ -228,11 +231,11 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
                 "Replicas: target vs healthy",
                 (
                     Query(
-                        "sum by (deployment) (ray_serve_autoscaling_target_replicas)",
+                        f"sum by (deployment) (ray_serve_autoscaling_target_replicas{{{SCOPE}}})",
                         "target {{deployment}}",
                     ),
                     Query(
-                        "sum by (deployment) (ray_serve_deployment_replica_healthy)",
+                        f"sum by (deployment) (ray_serve_deployment_replica_healthy{{{SCOPE}}})",
                         "healthy {{deployment}}",
                     ),
                 ),
@@ -243,11 +246,11 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
                 "Serve processing latency p95 and queued requests",
                 (
                     Query(
-                        f"histogram_quantile(0.95, sum by (le, deployment) (rate(ray_serve_deployment_processing_latency_ms_bucket[{RATE}]))) / 1000",
+                        f"histogram_quantile(0.95, sum by (le, deployment) (rate(ray_serve_deployment_processing_latency_ms_bucket{{{SCOPE}}}[{RATE}]))) / 1000",
                         "p95 {{deployment}}",
                     ),
                     Query(
-                        "sum by (deployment) (ray_serve_deployment_queued_queries)",
+                        f"sum by (deployment) (ray_serve_deployment_queued_queries{{{SCOPE}}})",
                         "queued {{deployment}}",
                     ),
                 ),
@@ -258,11 +261,11 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
                 "Serve requests, HTTP errors, model loads",
                 (
                     Query(
-                        f"sum by (deployment) (rate(ray_serve_deployment_request_counter_total[{RATE}]))",
+                        f"sum by (deployment) (rate(ray_serve_deployment_request_counter_total{{{SCOPE}}}[{RATE}]))",
                         "requests {{deployment}}",
                     ),
                     Query(
-                        f"sum by (error_code) (rate(ray_serve_num_http_error_requests_total[{RATE}]))",
+                        f"sum by (error_code) (rate(ray_serve_num_http_error_requests_total{{{SCOPE}}}[{RATE}]))",
                         "HTTP {{error_code}} (proxy)",
                     ),
                     Query(
@@ -312,6 +315,25 @@ def _panel(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:
     }
 
 
+def _label_variable(name: str, label: str, series: str) -> dict[str, Any]:
+    """A multi-value query variable over one label (`All` matches series without it too)."""
+    query = f"label_values({series}, {name})"
+    return {
+        "name": name,
+        "label": label,
+        "type": "query",
+        "datasource": {"type": "prometheus", "uid": "${datasource}"},
+        "query": {"query": query, "refId": name},
+        "definition": query,
+        "includeAll": True,
+        "multi": True,
+        "allValue": ".*",
+        "current": {"text": "All", "value": "$__all"},
+        "refresh": 2,
+        "hide": 0,
+    }
+
+
 def dashboard() -> dict[str, Any]:
     panels: list[dict[str, Any]] = []
     panel_id, y = 1, 0
@@ -352,16 +374,22 @@ def dashboard() -> dict[str, Any]:
                     "current": {},
                     "hide": 0,
                 },
+                _label_variable("namespace", "Namespace", "ray_serve_deployment_replica_healthy"),
+                _label_variable(
+                    "release",
+                    "Release",
+                    'ray_serve_deployment_replica_healthy{namespace=~"$namespace"}',
+                ),
                 {
                     "name": "model",
                     "label": "Model",
                     "type": "query",
                     "datasource": {"type": "prometheus", "uid": "${datasource}"},
                     "query": {
-                        "query": "label_values(theo_requests_total, model)",
+                        "query": f"label_values(theo_requests_total{{{SCOPE}}}, model)",
                         "refId": "model",
                     },
-                    "definition": "label_values(theo_requests_total, model)",
+                    "definition": f"label_values(theo_requests_total{{{SCOPE}}}, model)",
                     "includeAll": True,
                     "multi": True,
                     "allValue": ".*",

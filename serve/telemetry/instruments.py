@@ -9,14 +9,17 @@ read `theo_*` either way.
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as PromCounter
 from prometheus_client import Gauge as PromGauge
 from prometheus_client import Histogram as PromHistogram
+
+logger = logging.getLogger(__name__)
 
 
 def _ray_metrics() -> Any | None:
@@ -57,6 +60,16 @@ class _Family:
     def _make_ray(self, metrics: Any) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def _mirror(self, record: Callable[[Any], None]) -> None:
+        """Record into the Ray mirror; a failure there is logged, never raised: bookkeeping
+        must not replace the answer of the request it describes."""
+        try:
+            ray_metric = self._ray_metric()
+            if ray_metric is not None:
+                record(ray_metric)
+        except Exception as exc:
+            logger.warning("metric %s: Ray export failed: %r", self.name, exc)
+
 
 class CounterChild:
     def __init__(self, family: CounterFamily, values: Sequence[str]) -> None:
@@ -68,9 +81,8 @@ class CounterChild:
         if amount < 0:
             raise ValueError("counters only go up")
         self._prom.inc(amount)
-        ray_metric = self._family._ray_metric()
-        if ray_metric is not None and amount > 0:
-            ray_metric.inc(amount, tags=self._tags)
+        if amount > 0:
+            self._family._mirror(lambda metric: metric.inc(amount, tags=self._tags))
 
 
 class CounterFamily(_Family):
@@ -136,9 +148,7 @@ class GaugeFamily(_Family):
             new = current + value if relative else value
             self._values[child._key] = new
             child._prom.set(new)
-            ray_metric = self._ray_metric()
-            if ray_metric is not None:
-                ray_metric.set(new, tags=child._tags)
+            self._mirror(lambda metric: metric.set(new, tags=child._tags))
 
     def labels(self, *values: str) -> GaugeChild:
         return GaugeChild(self, values)
@@ -152,9 +162,7 @@ class HistogramChild:
 
     def observe(self, value: float) -> None:
         self._prom.observe(value)
-        ray_metric = self._family._ray_metric()
-        if ray_metric is not None:
-            ray_metric.observe(value, tags=self._tags)
+        self._family._mirror(lambda metric: metric.observe(value, tags=self._tags))
 
 
 class HistogramFamily(_Family):

@@ -61,6 +61,9 @@ def harness_values(models_dir: Path, port: int) -> dict[str, Any]:
             "wenet": {**ENGINE_SETTINGS, "num_replicas": 2, "graceful_shutdown_timeout_s": 30},
         },
         "models": models,
+        # Ray token auth off: on this machine every Ray process runs with RAY_AUTH_MODE=disabled.
+        # A real cluster keeps the chart's default (on); the harness does not exercise it.
+        "rayAuth": {"enabled": False},
         "gateway": {"replicas": 2, "rayCpus": 1},
         "engines": {
             "whisper": {"gpus": 0, "replicasPerPod": 2, "replicas": 1},

@@ -62,6 +62,8 @@ class PodShape:
     env: dict[str, str]
     """The Ray container's environment variables that have a plain value."""
     replicas: int
+    pre_stop: tuple[str, ...] = ()
+    """The Ray container's `preStop` exec command (the chart's drain), if any."""
 
 
 def _image_of(container: Mapping[str, Any], values: Mapping[str, Any]) -> Image:
@@ -85,7 +87,10 @@ def pod_shapes(rayservice: Mapping[str, Any], values: Mapping[str, Any]) -> list
         container = group["template"]["spec"]["containers"][0]
         env = {e["name"]: str(e["value"]) for e in container.get("env", []) if "value" in e}
         params = {str(k): str(v) for k, v in group["rayStartParams"].items()}
-        shapes.append(PodShape(name, _image_of(container, values), params, env, replicas))
+        hook = (container.get("lifecycle") or {}).get("preStop", {}).get("exec", {})
+        image = _image_of(container, values)
+        pre_stop = tuple(str(word) for word in hook.get("command", []))
+        shapes.append(PodShape(name, image, params, env, replicas, pre_stop))
     return shapes
 
 
@@ -296,6 +301,21 @@ class Cluster:
         python = environment(node.shape.image) / "bin" / "python"
         return subprocess.Popen(
             [str(python), *args],
+            env=self._environment(node.shape, node.serve_port),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def pre_stop(self, node: Node) -> subprocess.Popen[str]:
+        """Run the pod's rendered `preStop` hook in the pod's environment, as the kubelet
+        would before stopping it; `--node-id` names the pod's node, since on this machine
+        several Ray nodes run side by side."""
+        if not node.shape.pre_stop:
+            raise ValueError(f"the chart renders no preStop hook for {node.shape.group} pods")
+        command = [*node.shape.pre_stop, f"--node-id={node.node_id}"]
+        return subprocess.Popen(
+            command,
             env=self._environment(node.shape, node.serve_port),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -22,7 +22,6 @@ from tests.conftest import WENET_MODEL
 from tests.realtime.helpers import assert_partials_prefix_finals, finals, types
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
-DEADLINE_S = 150
 
 
 async def proxy_health(url: str, until: int, timeout_s: float = 60) -> httpx.Response:
@@ -48,7 +47,8 @@ def test_drain_needs_a_node_id_where_several_nodes_run(deployed: Deployed) -> No
 
 
 async def test_drained_gateway_pod_keeps_its_open_session(deployed: Deployed) -> None:
-    """Drain the gateway pod whose proxy carries an open realtime session (the preStop hook):
+    """Drain the gateway pod whose proxy carries an open realtime session with the preStop
+    hook the chart renders for it:
     the session goes on undisturbed to its last final and a normal close; the pod's proxy
     answers its health check with 503 (the serve Service drops the pod) while other gateway
     pods take new requests; the drain returns once the pod hosts no Serve replica and no
@@ -61,16 +61,15 @@ async def test_drained_gateway_pod_keeps_its_open_session(deployed: Deployed) ->
         await client.send_json(ONE_UTTERANCE)
         await client.stream(audio[: 16_000 * 2], speed=1.0)
         started = time.monotonic()
-        drain = cluster.run_in(
-            node, "-m", "serve.drain", f"--deadline-s={DEADLINE_S}", f"--node-id={node.node_id}"
-        )
+        drain = cluster.pre_stop(node)  # the chart's hook: python -m serve.drain --deadline-s N
         await client.stream(audio[16_000 * 2 :], speed=1.0)
         await client.wait_for("transcript.final", timeout=90)
         health = await proxy_health(node.serve_url, until=503)
         served_elsewhere = await wait_until_served(other.serve_url, WENET_MODEL, timeout_s=60)
         await client.close_session(timeout=60)
         session_closed = time.monotonic() - started
-    output, _ = await asyncio.to_thread(drain.communicate, timeout=DEADLINE_S + 60)
+    deadline_s = float(node.shape.pre_stop[node.shape.pre_stop.index("--deadline-s") + 1])
+    output, _ = await asyncio.to_thread(drain.communicate, timeout=deadline_s + 60)
     drained = time.monotonic() - started
     events = client.record.events
     ids = [e["segment_id"] for e in finals(events)]

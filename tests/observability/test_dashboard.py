@@ -38,13 +38,28 @@ def test_written_copies_are_current() -> None:
     assert dashboard.main(["--check"]) == 0, "run: python -m serve.telemetry.dashboard"
 
 
-def test_every_query_parses() -> None:
+VARIABLES = {"$__rate_interval": "1m", "$model": ".*", "$namespace": ".*", "$release": ".*"}
+
+
+def test_every_query_parses_and_filters_by_namespace_and_release() -> None:
+    """One Prometheus holds several installations (and other Ray clusters): every query selects
+    the `namespace` and `release` variables on every series it reads."""
     import promql_parser
 
     exprs = queries()
     assert len(exprs) >= 20
     for expr in exprs:
-        promql_parser.parse(expr.replace("$__rate_interval", "1m").replace("$model", ".*"))
+        for name, value in VARIABLES.items():
+            expr = expr.replace(name, value)
+        promql_parser.parse(expr)
+    for expr in exprs:
+        for metric in NAME.findall(expr):
+            selector = expr.split(metric, 1)[1]
+            assert selector.startswith(("{", "_bucket{", "_sum{", "_count{", "_total{")), expr
+            assert 'namespace=~"$namespace", release=~"$release"' in selector.split("}")[0], expr
+    board = json.loads(DOC.read_text(encoding="utf-8"))
+    variables = [v["name"] for v in board["templating"]["list"]]
+    assert variables == ["datasource", "namespace", "release", "model"]
 
 
 def test_every_metric_read_is_exported(serve_url: str) -> None:
@@ -95,5 +110,7 @@ def test_chart_ships_the_dashboard_and_maps_ray_names() -> None:
     assert re.fullmatch(relabel["regex"], "ray_theo_requests_total")
     assert re.sub(relabel["regex"], "\\1", "ray_theo_requests_total") == "theo_requests_total"
     assert relabel["targetLabel"] == "__name__" and relabel["replacement"] == "$1"
+    targets = {r["targetLabel"] for r in endpoint["relabelings"]}
+    assert "release" in targets  # what the dashboard's `release` variable reads
     plain = load_documents(get_helm().template(gen.CHART_DIR, [], "theo", "stt"))
     assert not [o for o in ks.by_kind(plain, "ConfigMap") if "dashboard" in o["metadata"]["name"]]

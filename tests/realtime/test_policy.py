@@ -5,6 +5,7 @@ noise."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -86,3 +87,22 @@ async def test_no_text_from_silence_or_noise(
         assert await policy.partial(audio[:24_000], REQUEST) is None
         assert await policy.partial(audio, REQUEST) is None
         assert policy.finish(await policy.decode_final(audio, REQUEST), 0) is None
+
+
+async def test_committed_audio_without_session_vad_is_searched_for_speech(
+    tiny_manifest: ModelManifest, tiny_backend: WhisperBackend
+) -> None:
+    """Without the session's VAD (client commits), the final decode runs the engine's VAD like
+    REST: silence decodes to nothing at all (not a "You" that a filter has to catch), speech
+    still decodes."""
+    policy = choose_policy(tiny_manifest, backend_transcriber(tiny_backend), 60)
+    committed = replace(REQUEST, vad_filter=True)
+    result = await policy.decode_final(silence(10.0), committed)
+    assert result.segments == [] and result.text == ""
+    raw = await policy.decode_final(silence(10.0), REQUEST)
+    assert raw.text, "the bare decode of silence says something (tiny.en: 'You')"
+    name = "6930-75918-0000.wav"
+    audio = np.concatenate([silence(1.0), clip_audio(name), silence(1.0)])
+    final = policy.finish(await policy.decode_final(audio, committed), offset_ms=0)
+    assert final is not None and stream_wer(clip_text(name), final.text) <= 0.15
+    assert 800 <= final.start_ms < final.end_ms <= 1000 + len(clip_audio(name)) // 16 + 300

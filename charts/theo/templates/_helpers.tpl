@@ -104,3 +104,17 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- toJson $out -}}
 {{- end -}}
+
+{{/* Label selector of this release's Ray pods (head and worker groups), not its Job or test pod. */}}
+{{- define "theo.rayPodSelector" -}}
+{{- $components := list "head" "gateway" -}}
+{{- /* every registered engine, enabled or not: the pods of a group being removed keep
+talking to their own head until their old cluster is deleted */ -}}
+{{- range $name, $engine := (include "theo.builder" . | fromJson).engines -}}
+{{- $components = append $components $engine.key -}}
+{{- end -}}
+matchLabels:
+  {{- include "theo.selectorLabels" . | nindent 2 }}
+matchExpressions:
+  - {key: app.kubernetes.io/component, operator: In, values: {{ toJson $components }}}
+{{- end -}}

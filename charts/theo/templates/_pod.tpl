@@ -30,6 +30,11 @@ image) and its own labels; the Ray container must be the first container.
 {{- $s := include "theo.settings" $root | fromJson -}}
 - name: THEO_MODELS_DIR
   value: {{ $s.models_dir | toString | quote }}
+{{- /* Serve's proxy runs on every node and bounds request bodies where it buffers them. */}}
+- name: RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH
+  value: "serve.proxy:middlewares"
+- name: THEO_MAX_UPLOAD_MB
+  value: {{ $s.max_upload_mb | toString | quote }}
 {{- with $root.Values.apiKeys.existingSecret }}
 - name: THEO_API_KEYS
   valueFrom:
@@ -37,8 +42,23 @@ image) and its own labels; the Ray container must be the first container.
       name: {{ . }}
       key: {{ $root.Values.apiKeys.key }}
 {{- end }}
+{{- if .engine }}
+{{- include "theo.hfTokenEnv" $root }}
+{{- end }}
 {{- with .env }}
 {{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* HF_TOKEN from `modelPull.hfTokenSecret`, for whatever pulls models (init container, Job,
+engine replicas pulling a model added later). */}}
+{{- define "theo.hfTokenEnv" -}}
+{{- with .Values.modelPull.hfTokenSecret.name }}
+- name: HF_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.modelPull.hfTokenSecret.key }}
 {{- end }}
 {{- end -}}
 
@@ -48,7 +68,8 @@ image) and its own labels; the Ray container must be the first container.
   persistentVolumeClaim:
     claimName: {{ include "theo.modelsClaim" . }}
 {{- else }}
-  emptyDir: {}
+  emptyDir:
+    sizeLimit: {{ .Values.modelStorage.emptyDirSizeLimit }}
 {{- end }}
 - name: manifests
   configMap:
@@ -63,12 +84,12 @@ chart's manifest when the directory has none.
 {{- define "theo.pullFunction" -}}
 set -euo pipefail
 pull() {
-  local name="$1" source="${2:-}" dir="${THEO_MODELS_DIR}/$1"
+  local name="$1" source="${2:-}" revision="${3:-}" dir="${THEO_MODELS_DIR}/$1"
   if [ ! -e "${dir}/theo.yaml" ] && [ -n "${source}" ]; then
-    echo "pulling ${name} from ${source}"
+    echo "pulling ${name} from ${source}${revision:+ at ${revision}}"
     flock "${THEO_MODELS_DIR}/.theo-pull.lock" \
-      bash -c '[ -e "$1/theo.yaml" ] || theo pull "$2" --name "$3" --models-dir "$4"' \
-      _ "${dir}" "${source}" "${name}" "${THEO_MODELS_DIR}"
+      bash -c '[ -e "$1/theo.yaml" ] || theo pull "$2" --name "$3" --models-dir "$4" ${5:+--revision "$5"}' \
+      _ "${dir}" "${source}" "${name}" "${THEO_MODELS_DIR}" "${revision}"
   fi
   if [ ! -d "${dir}" ]; then
     echo "model ${name}: ${dir} is missing; provision it on the volume or set its source" >&2
@@ -95,26 +116,21 @@ and serveConfigV2 (applied in place), never the RayCluster spec (which would sta
   args:
     - |
       {{- include "theo.pullFunction" $root | nindent 6 }}
-      while read -r name source; do
-        if [ -n "${name}" ]; then pull "${name}" "${source}"; fi
+      while read -r name source revision; do
+        if [ -n "${name}" ]; then pull "${name}" "${source}" "${revision}"; fi
       done < "/etc/theo/manifests/pull-${THEO_ENGINE_GROUP}.txt"
   env:
     - name: THEO_MODELS_DIR
       value: {{ $s.models_dir | toString | quote }}
     - name: THEO_ENGINE_GROUP
       value: {{ .group }}
-    {{- with $root.Values.modelPull.hfTokenSecret.name }}
-    - name: HF_TOKEN
-      valueFrom:
-        secretKeyRef:
-          name: {{ . }}
-          key: {{ $root.Values.modelPull.hfTokenSecret.key }}
-    {{- end }}
+    {{- include "theo.hfTokenEnv" $root | trim | nindent 4 }}
   resources:
     {{- toYaml $root.Values.modelPull.resources | nindent 4 }}
   securityContext:
     {{- toYaml $root.Values.securityContext | nindent 4 }}
   volumeMounts:
+    {{- include "theo.scratchMounts" $root | nindent 4 }}
     - name: models
       mountPath: {{ $s.models_dir | toString | quote }}
     - name: manifests
@@ -124,15 +140,22 @@ and serveConfigV2 (applied in place), never the RayCluster spec (which would sta
 
 {{/*
 A Ray pod template. Arguments: root, component, image, resources, env, head (bool), engine
-(bool), grace, placement (nodeSelector/tolerations/affinity).
+(bool), grace, drain (the preStop drain deadline in seconds, 0 for none), placement (the
+group's values: nodeSelector, tolerations, affinity, priorityClassName, runtimeClassName,
+topologySpreadConstraints, extraVolumes, extraVolumeMounts).
+
+Ports: only head and gateway pods name the Serve port `serve`, the Service's target port, so
+client connections end on gateway pods only; engine pods call theirs `proxy`.
 */}}
 {{- define "theo.podTemplate" -}}
 {{- $root := .root -}}
 {{- $s := include "theo.settings" $root | fromJson -}}
 {{- $engine := .engine -}}
+{{- $p := .placement -}}
+{{- $labels := include "theo.podLabels" (dict "root" $root "component" .component) | fromYaml -}}
 metadata:
   labels:
-    {{- include "theo.podLabels" (dict "root" $root "component" .component) | nindent 4 }}
+    {{- toYaml $labels | nindent 4 }}
   {{- with $root.Values.podAnnotations }}
   annotations:
     {{- toYaml . | nindent 4 }}
@@ -143,23 +166,39 @@ spec:
   {{- with .grace }}
   terminationGracePeriodSeconds: {{ . }}
   {{- end }}
+  {{- with $p.priorityClassName }}
+  priorityClassName: {{ . }}
+  {{- end }}
+  {{- with $p.runtimeClassName }}
+  runtimeClassName: {{ . }}
+  {{- end }}
   securityContext:
     {{- toYaml $root.Values.podSecurityContext | nindent 4 }}
   {{- with $root.Values.imagePullSecrets }}
   imagePullSecrets:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- with .placement.nodeSelector }}
+  {{- with $p.nodeSelector }}
   nodeSelector:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- with .placement.tolerations }}
+  {{- with $p.tolerations }}
   tolerations:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- with .placement.affinity }}
+  {{- with $p.affinity }}
   affinity:
     {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $p.topologySpreadConstraints }}
+  topologySpreadConstraints:
+    {{- range . }}
+    {{- $c := deepCopy . }}
+    {{- if not (hasKey $c "labelSelector") }}
+    {{- $_ := set $c "labelSelector" (dict "matchLabels" (include "theo.podLabels" (dict "root" $root "component" $.component) | fromYaml)) }}
+    {{- end }}
+    - {{- toYaml $c | nindent 6 }}
+    {{- end }}
   {{- end }}
   {{- if and $engine $root.Values.modelPull.enabled }}
   initContainers:
@@ -175,16 +214,40 @@ spec:
         - {name: dashboard, containerPort: 8265}
         - {name: client, containerPort: 10001}
         {{- end }}
-        - {name: serve, containerPort: {{ $s.port }}}
+        - {name: {{ ternary "proxy" "serve" $engine }}, containerPort: {{ $s.port }}}
         - {name: metrics, containerPort: 8080}
       env:
-        {{- include "theo.rayEnv" (dict "root" $root "env" .env) | nindent 8 }}
+        {{- include "theo.rayEnv" (dict "root" $root "env" .env "engine" $engine) | nindent 8 }}
       resources:
         {{- toYaml .resources | nindent 8 }}
       securityContext:
         {{- toYaml $root.Values.securityContext | nindent 8 }}
-      {{- if or $root.Values.sharedMemory.enabled $engine }}
+      {{- if $engine }}
+      {{- /* KubeRay's probe for serving workers, on this chart's Serve port (KubeRay looks for a
+      port named `serve`, which engine pods do not have). */}}
+      {{- $agent := get (.rayStartParams | default dict) "dashboard-agent-listen-port" | default "52365" }}
+      readinessProbe:
+        exec:
+          command:
+            - bash
+            - -c
+            - >-
+              wget --tries 1 -T 2 -q -O- http://localhost:{{ $agent }}/api/local_raylet_healthz | grep success
+              && wget --tries 1 -T 2 -q -O- http://localhost:{{ $s.port }}/-/healthz | grep success
+        initialDelaySeconds: 10
+        timeoutSeconds: 2
+        periodSeconds: 5
+        successThreshold: 1
+        failureThreshold: 1
+      {{- end }}
+      {{- if .drain }}
+      lifecycle:
+        preStop:
+          exec:
+            command: ["python", "-m", "serve.drain", "--deadline-s", {{ .drain | quote }}]
+      {{- end }}
       volumeMounts:
+        {{- include "theo.scratchMounts" $root | nindent 8 }}
         {{- if $root.Values.sharedMemory.enabled }}
         - name: shm
           mountPath: /dev/shm
@@ -192,14 +255,15 @@ spec:
         {{- if $engine }}
         - name: models
           mountPath: {{ $s.models_dir | toString | quote }}
-          readOnly: true
         - name: manifests
           mountPath: /etc/theo/manifests
           readOnly: true
         {{- end }}
-      {{- end }}
-  {{- if or $root.Values.sharedMemory.enabled $engine }}
+        {{- with $p.extraVolumeMounts }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
   volumes:
+    {{- include "theo.scratchVolumes" $root | nindent 4 }}
     {{- if $root.Values.sharedMemory.enabled }}
     - name: shm
       emptyDir:
@@ -211,7 +275,26 @@ spec:
     {{- if $engine }}
     {{- include "theo.modelVolumes" $root | nindent 4 }}
     {{- end }}
-  {{- end }}
+    {{- with $p.extraVolumes }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+{{- end -}}
+
+{{/* The writable emptyDirs of every container (the root filesystem is read-only). */}}
+{{- define "theo.scratchVolumes" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ .Values.scratch.tmpSizeLimit }}
+- name: home
+  emptyDir:
+    sizeLimit: {{ .Values.scratch.homeSizeLimit }}
+{{- end -}}
+
+{{- define "theo.scratchMounts" -}}
+- name: tmp
+  mountPath: /tmp
+- name: home
+  mountPath: {{ .Values.scratch.homePath }}
 {{- end -}}
 
 {{/* Container resources plus the group's GPUs. */}}

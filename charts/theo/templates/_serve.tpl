@@ -80,6 +80,13 @@ names an image (an engine without libraries of its own). JSON.
 {{- end -}}
 {{- $_ := set $names $manifest.name true -}}
 {{- $_ := set $manifest "directory" (printf "%s/%s" (trimSuffix "/" (toString $s.models_dir)) $manifest.name) -}}
+{{- /* the pinned source, as engines.manifest.ModelSource (what serve.deploy.chart sets) */}}
+{{- if $entry.source -}}
+{{- $source := deepCopy $b.manifestSource -}}
+{{- $_ := set $source "uri" $entry.source -}}
+{{- with $entry.revision }}{{ $_ := set $source "revision" . }}{{ end -}}
+{{- $_ := set $manifest "source" $source -}}
+{{- end -}}
 {{- $items = append $items $manifest -}}
 {{- end -}}
 {{- end -}}
@@ -89,6 +96,9 @@ names an image (an engine without libraries of its own). JSON.
 {{/* Replica count or autoscaling, concurrency and shutdown of one deployment. JSON. */}}
 {{- define "theo.replicaOptions" -}}
 {{- $o := dict "max_ongoing_requests" .max_ongoing_requests "max_queued_requests" .max_queued_requests "graceful_shutdown_timeout_s" .graceful_shutdown_timeout_s -}}
+{{- if .max_replicas_per_node -}}
+{{- $_ := set $o "max_replicas_per_node" .max_replicas_per_node -}}
+{{- end -}}
 {{- if kindIs "map" .autoscaling -}}
 {{- $auto := deepCopy .autoscaling -}}
 {{- $_ := set $auto "initial_replicas" (max (int .autoscaling.min_replicas) 1) -}}

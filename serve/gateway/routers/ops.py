@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -13,6 +14,7 @@ from serve.gateway.context import GatewayContext, get_context
 from serve.routing import RoutedModel
 from serve.telemetry.metrics import merge_expositions
 
+logger = logging.getLogger(__name__)
 router = APIRouter()
 PROBE_TIMEOUT_S = 2.0
 
@@ -25,7 +27,9 @@ async def _model_state(routed: RoutedModel) -> dict[str, str]:
     except TimeoutError:
         return {"state": "loading", "detail": "engine replica not ready yet"}
     except Exception as exc:
-        return {"state": "failed", "detail": f"{type(exc).__name__}: {exc}"}
+        # The cause (a Ray traceback, perhaps) goes to the log, not to an unauthenticated caller.
+        logger.warning("health probe of %s failed: %r", routed.name, exc)
+        return {"state": "failed", "detail": f"the engine did not answer ({type(exc).__name__})"}
     return state
 
 
