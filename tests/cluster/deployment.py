@@ -75,6 +75,8 @@ def harness_values(models_dir: Path, port: int) -> dict[str, Any]:
 def _manifest(directory: Path) -> dict[str, Any]:
     data = yaml.safe_load((directory / "theo.yaml").read_text(encoding="utf-8"))
     assert isinstance(data, dict)
+    if data.get("source") is None:
+        data.pop("source", None)  # provenance of a pulled model; the chart's values refuse a null
     return data
 
 
