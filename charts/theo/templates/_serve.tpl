@@ -114,7 +114,7 @@ names an image (an engine without libraries of its own). JSON.
 {{- $s := include "theo.settings" . | fromJson -}}
 {{- $gateway := include "theo.replicaOptions" $s.gateway | fromJson -}}
 {{- $_ := set $gateway "name" $b.gatewayDeployment -}}
-{{- $_ := set $gateway "ray_actor_options" (dict "num_cpus" $s.gateway.num_cpus) -}}
+{{- $_ := set $gateway "ray_actor_options" (dict "num_cpus" $s.gateway.num_cpus "resources" (dict $b.gatewayResource 1)) -}}
 {{- $deployments := list $gateway -}}
 {{- range $m := (include "theo.models" . | fromJson).items -}}
 {{- $engine := get $b.engines $m.engine -}}
@@ -147,7 +147,13 @@ names an image (an engine without libraries of its own). JSON.
 {{- $_ := set $config.http_options "port" $s.port -}}
 {{- $app := index $config.applications 0 -}}
 {{- $_ := set $app "name" $s.app_name -}}
-{{- $_ := set $app "args" (dict "settings" $s "manifests" (include "theo.models" . | fromJson).items) -}}
+{{- /* args without what the deployments entries carry (serve.builder.cluster_args) */ -}}
+{{- $args := deepCopy $s -}}
+{{- range $section, $fields := $b.settingsAppliedInPlace -}}
+{{- $part := get $args $section -}}
+{{- range $field := $fields }}{{ $_ := unset $part $field }}{{ end -}}
+{{- end -}}
+{{- $_ := set $app "args" (dict "settings" $args "manifests" (include "theo.models" . | fromJson).items) -}}
 {{- $_ := set $app "deployments" (include "theo.deployments" . | fromJson).items -}}
 {{- toJson $config -}}
 {{- end -}}
