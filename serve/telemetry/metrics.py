@@ -181,6 +181,13 @@ class EngineMetrics:
             r,
             buckets=LOAD_BUCKETS,
         ).labels(model, engine)
+        self.threads = GaugeFamily(
+            "theo_engine_threads",
+            "CPU threads the replica's engine kernels run with (the `cpu_threads` setting, "
+            "or the CPUs allotted to the replica).",
+            ["model", "engine"],
+            r,
+        ).labels(model, engine)
 
     def exposition(self) -> str:
         return generate_latest(self.registry).decode()
