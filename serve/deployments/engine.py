@@ -168,6 +168,7 @@ class BaseEngineDeployment:
         stream = backend.get_stream(session_id)
         if stream is None:
             raise StreamLostError(f"no stream {session_id} on this replica")
+        self.metrics.stream_steps.inc()
         return await asyncio.to_thread(backend.step, stream, audio)
 
     async def stream_close(self, *, session_id: str) -> None:

@@ -42,6 +42,9 @@ its next chunk needs (before the first call of a stream, or an engine that does 
 class NativePartialPolicy(PartialPolicy):
     partial_interval_ms = NATIVE_PARTIAL_INTERVAL_MS
     gated = False
+    speculative_finals = False
+    """The final decode (a full-context pass over the segment) would double the engine's work
+    at every pause; it runs once, when the segment ends."""
 
     def __init__(
         self,

@@ -64,6 +64,11 @@ class PartialPolicy(abc.ABC):
     gated: bool = True
     """Partials take turns in the replica's partial rounds (they share a batcher with
     finals). Native streams feed state that later partials need, so they are not gated."""
+    speculative_finals: bool = True
+    """Decode the segment in a pause, before the silence timeout says it ended (the final is
+    ready sooner; the decode is wasted when speech resumes). Worth it where a final costs
+    much more than the engine's steady work (Whisper); the pause is also where an early commit
+    is tried."""
 
     def __init__(self) -> None:
         self.agreement = LocalAgreement()

@@ -511,7 +511,7 @@ class StreamingSession:
             return False
         position = self.position
         pad = to_samples(self.settings.tail_padding_ms)
-        if segment.pause_start is not None:
+        if segment.pause_start is not None and self.policy.speculative_finals:
             return await self._speculate(segment, position, pad)
         if segment.cut is not None and self._commit_key is None:
             cut, segment.cut = segment.cut, None

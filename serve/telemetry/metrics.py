@@ -181,6 +181,12 @@ class EngineMetrics:
             r,
             buckets=LOAD_BUCKETS,
         ).labels(model, engine)
+        self.stream_steps = CounterFamily(
+            "theo_engine_stream_steps",
+            "Streaming-session calls (audio in, hypotheses out) a replica served.",
+            ["model"],
+            r,
+        ).labels(model)
         self.threads = GaugeFamily(
             "theo_engine_threads",
             "CPU threads the replica's engine kernels run with (the `cpu_threads` setting, "

@@ -128,6 +128,6 @@ def test_commit_point_needs_a_later_decode_that_agrees_and_ends_the_sentence() -
     assert commit_point(up_to_pause, up_to_pause, **rules) is None
     # enough words commit at any pause, sentence or not
     clause = split_words("Ask not what your country can do for you,")
-    assert commit_point(clause, clause + ["ask"], sentence_end=False, max_words=9) is True
-    assert commit_point(clause, clause + ["ask"], sentence_end=True, max_words=10) is False
+    assert commit_point(clause, [*clause, "ask"], sentence_end=False, max_words=9) is True
+    assert commit_point(clause, [*clause, "ask"], sentence_end=True, max_words=10) is False
     assert commit_point([], ["a"], **rules) is False
