@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import math
 import threading
 import time
 import uuid
@@ -120,6 +121,25 @@ class StreamStep:
 
     segments: list[StreamSegment]
     needed_samples: int | None = None
+
+
+def stream_result(
+    finals: list[StreamSegment], duration: float, language: str
+) -> TranscriptionResult:
+    """A stream's finals as a transcription of its audio (times from the stream's start)."""
+    segments = [
+        SegmentResult(
+            id=i,
+            start=f.start,
+            end=f.end,
+            text=f.text,
+            avg_logprob=math.log(max(f.confidence, 1e-6)),
+            words=list(f.words),
+        )
+        for i, f in enumerate(f for f in finals if f.text.strip())
+    ]
+    text = " ".join(s.text.strip() for s in segments)
+    return TranscriptionResult(text=text, language=language, duration=duration, segments=segments)
 
 
 class HealthState(StrEnum):

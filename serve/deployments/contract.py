@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 from engines.base import (
     Audio,
     SegmentResult,
+    StreamSegment,
     StreamStep,
     TranscribeOptions,
     TranscriptionResult,
@@ -65,5 +66,9 @@ class StreamServing(Protocol):
         (the caller sends it when it has that much, one call per step); raises
         `StreamLostError` if the session's state is not on this replica (the caller reopens
         and replays)."""
+
+    async def stream_finish(self, *, session_id: str, audio: Audio) -> list[StreamSegment]:
+        """The last audio of the stream, then end of input: the stream's remaining finals
+        (the stream is closed). Raises `StreamLostError` like `stream_accept`."""
 
     async def stream_close(self, *, session_id: str) -> None: ...

@@ -27,6 +27,7 @@ from engines.base import (
     HealthState,
     NativeStreamingBackend,
     SegmentResult,
+    StreamSegment,
     StreamStep,
     STTBackend,
     TranscribeOptions,
@@ -170,6 +171,19 @@ class BaseEngineDeployment:
             raise StreamLostError(f"no stream {session_id} on this replica")
         self.metrics.stream_steps.inc()
         return await asyncio.to_thread(backend.step, stream, audio)
+
+    async def stream_finish(self, *, session_id: str, audio: Audio) -> list[StreamSegment]:
+        backend = self._streaming()
+        stream = backend.get_stream(session_id)
+        if stream is None:
+            raise StreamLostError(f"no stream {session_id} on this replica")
+        self.metrics.stream_steps.inc()
+
+        def finish() -> list[StreamSegment]:
+            finals = [s for s in backend.step(stream, audio).segments if s.is_final]
+            return finals + backend.finish(stream)
+
+        return await asyncio.to_thread(finish)
 
     async def stream_close(self, *, session_id: str) -> None:
         self._streaming().close_stream(session_id)

@@ -5,11 +5,16 @@ Each VAD segment opens a decoding stream on a sticky streaming replica (`session
 every call of the stream to the replica holding its decoder state). New audio goes in when
 the engine can decode another chunk (it says how much audio that takes; one call per chunk,
 not per audio message) and the engine answers with its hypothesis; LocalAgreement over those
-hypotheses splits each partial into stable and unstable words. The final is decoded again
-from the segment's audio with full context, like WeNet's second pass, after the stable words.
-That decode is stateless, so if a replica dies the session's retry replays the ring buffer on
-any live replica. A stream lost with its replica is reopened and fed the segment's audio
-again, so partials resume.
+hypotheses splits each partial into stable and unstable words.
+
+The final comes from the stream itself, as in WeNet's runtime: the last audio goes in, the
+engine ends the stream (its endpoint finals, attention rescoring) and answers with its finals;
+the encoder does not run over the segment a second time. When the stream cannot give it (the
+replica died, or the stream already holds audio past the segment's end that may be speech:
+a split or commit inside speech), the final is decoded from the segment's audio in the ring
+buffer with a stateless whole-segment decode (`transcribe`, as a file is), so the session's
+retry recovers on any live replica. A stream lost with its replica is reopened and fed the
+segment's audio again, so partials resume.
 """
 
 from __future__ import annotations
@@ -21,12 +26,15 @@ from dataclasses import replace
 from typing import Any
 
 from engines.base import (
+    SAMPLE_RATE,
     Audio,
     SegmentResult,
+    StreamSegment,
     StreamStep,
     TranscribeOptions,
     TranscriptionResult,
     WordTiming,
+    stream_result,
 )
 from engines.manifest import Capabilities
 from serve.realtime.engine import Transcriber, transcribe_once
@@ -64,7 +72,7 @@ class NativePartialPolicy(PartialPolicy):
         self._stream: str | None = None
         self._sent = 0
         self._needed: int | None = None
-        self._finals: list[str] = []
+        self._finals: list[StreamSegment] = []
         self._partial = ""
 
     def options(self, options: TranscribeOptions, *, words: bool) -> TranscribeOptions:
@@ -121,14 +129,38 @@ class NativePartialPolicy(PartialPolicy):
             return None
         for update in step.segments:
             if update.is_final:
-                self._finals.append(update.text)
+                self._finals.append(update)
                 self._partial = ""
             else:
                 self._partial = update.text
-        words = " ".join([*self._finals, self._partial]).split()
+        words = " ".join([*(f.text for f in self._finals), self._partial]).split()
         return self.hypothesis(words)
 
-    async def decode_final(self, audio: Audio, options: TranscribeOptions) -> TranscriptionResult:
+    async def decode_final(
+        self,
+        audio: Audio,
+        options: TranscribeOptions,
+        *,
+        closing: bool = False,
+        silence_after: bool = False,
+    ) -> TranscriptionResult:
+        stream, self._stream = (self._stream, None) if closing else (None, self._stream)
+        if stream is not None and (self._sent <= len(audio) or silence_after):
+            try:
+                finals = await asyncio.wait_for(
+                    self.handle.stream_finish.remote(
+                        session_id=stream, audio=audio[min(self._sent, len(audio)) :]
+                    ),
+                    self.timeout_s,
+                )
+                language = options.language or (finals[0].language if finals else None)
+                return stream_result(
+                    [*self._finals, *finals], len(audio) / SAMPLE_RATE, language or ""
+                )
+            except Exception as exc:
+                logger.warning("stream %s could not finish (%r): decoding again", stream, exc)
+        elif stream is not None:
+            asyncio.get_running_loop().create_task(self._close(stream))
         decode = self.options(options, words=True)
         return await transcribe_once(self.transcribe, audio, decode, self.timeout_s)
 

@@ -162,8 +162,17 @@ class PartialPolicy(abc.ABC):
         return words, timings[: len(words)]
 
     @abc.abstractmethod
-    async def decode_final(self, audio: Audio, options: TranscribeOptions) -> TranscriptionResult:
-        """One decode of the closed segment's audio (may raise; the caller retries)."""
+    async def decode_final(
+        self,
+        audio: Audio,
+        options: TranscribeOptions,
+        *,
+        closing: bool = False,
+        silence_after: bool = False,
+    ) -> TranscriptionResult:
+        """One decode of the segment's audio as its final (may raise; the caller retries).
+        `closing`: the segment is closed and this is its final (not a decode ahead of it);
+        `silence_after`: it ended in a pause, so audio after its end is silence."""
 
     def finish(self, result: TranscriptionResult, offset_ms: int) -> FinalTranscript | None:
         """The final of the segment from its decode, after its confirmed words (so partials'

@@ -47,6 +47,13 @@ class LocalAgreementPolicy(PartialPolicy):
         self.looped |= looped
         return self.hypothesis(words, trusted(segments))
 
-    async def decode_final(self, audio: Audio, options: TranscribeOptions) -> TranscriptionResult:
+    async def decode_final(
+        self,
+        audio: Audio,
+        options: TranscribeOptions,
+        *,
+        closing: bool = False,
+        silence_after: bool = False,
+    ) -> TranscriptionResult:
         decode = self.options(options, final=True)
         return await transcribe_once(self.transcribe, audio, decode, self.timeout_s)

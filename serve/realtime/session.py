@@ -94,6 +94,8 @@ class _End:
     start: int
     end: int
     speech_end: int | None
+    in_pause: bool = False
+    """The segment ends in a pause (VAD end or early commit): audio after `end` is silence."""
 
 
 @dataclass(frozen=True)
@@ -308,11 +310,11 @@ class StreamingSession:
         self._segment = _Segment(start, max(onset, start))
         return self._segment
 
-    def _close_segment(self, end: int, speech_end: int | None) -> None:
+    def _close_segment(self, end: int, speech_end: int | None, in_pause: bool = False) -> None:
         assert self._segment is not None
         start = self._segment.start
         end = max(end, start)
-        self._jobs.append(_End(start, end, speech_end))
+        self._jobs.append(_End(start, end, speech_end, in_pause or speech_end is not None))
         self._unfinished.append(start)
         self._last_end = end
         self._segment = None
@@ -421,7 +423,7 @@ class StreamingSession:
                 result = speculative[1]
             else:
                 audio = self.ring.read(start, job.end)
-                result = await self._decode_final(audio, options)
+                result = await self._decode_final(audio, options, job.in_pause)
         except EngineFailureError as exc:
             self._carry_start = start
             shown = self._shown
@@ -449,13 +451,17 @@ class StreamingSession:
     def _retraction(self, segment_id: int, audio_end_ms: int) -> PartialTranscript:
         return PartialTranscript(segment_id, "", "", max(audio_end_ms, self._clock_ms))
 
-    async def _decode_final(self, audio: Audio, options: TranscribeOptions) -> TranscriptionResult:
+    async def _decode_final(
+        self, audio: Audio, options: TranscribeOptions, in_pause: bool
+    ) -> TranscriptionResult:
         """The final's decode, retried; optional decodes of the replica wait meanwhile."""
         if self.partial_gate is not None:
             self.partial_gate.final_started()
         try:
             return await retrying(
-                lambda: self.policy.decode_final(audio, options),
+                lambda: self.policy.decode_final(
+                    audio, options, closing=True, silence_after=in_pause
+                ),
                 retry_window_s=self.settings.retry_window_s,
             )
         finally:
@@ -629,7 +635,7 @@ class StreamingSession:
             return
         self._commit_key = None
         if decision and key[0] == segment.start:
-            self._close_segment(key[1], None)
+            self._close_segment(key[1], None, in_pause=True)
             self._continue(key[1])
             self._update_fence()
         else:
