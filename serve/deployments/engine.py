@@ -16,6 +16,7 @@ import math
 import os
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -103,6 +104,8 @@ class BaseEngineDeployment:
         self.backend.load()
         self.metrics.model_load.observe(time.perf_counter() - started)
         self._reaper: asyncio.Task[None] | None = None
+        self._steps = ThreadPoolExecutor(self.threads, thread_name_prefix="stream-step")
+        """Streaming sessions' decoding steps, at most `threads` at once."""
 
     def instrument(self) -> None:
         """Add engine-specific spans to the backend before it loads (see Whisper)."""
@@ -170,7 +173,8 @@ class BaseEngineDeployment:
         if stream is None:
             raise StreamLostError(f"no stream {session_id} on this replica")
         self.metrics.stream_steps.inc()
-        return await asyncio.to_thread(backend.step, stream, audio)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._steps, backend.step, stream, audio)
 
     async def stream_finish(self, *, session_id: str, audio: Audio) -> list[StreamSegment]:
         backend = self._streaming()
@@ -183,7 +187,7 @@ class BaseEngineDeployment:
             finals = [s for s in backend.step(stream, audio).segments if s.is_final]
             return finals + backend.finish(stream)
 
-        return await asyncio.to_thread(finish)
+        return await asyncio.get_running_loop().run_in_executor(self._steps, finish)
 
     async def stream_close(self, *, session_id: str) -> None:
         self._streaming().close_stream(session_id)
