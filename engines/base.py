@@ -3,8 +3,9 @@
 - `STTBackend`: every engine. The serving deployment (`serve.deployments.engine`) calls
   `load`, `health` and `transcribe_file`.
 - `NativeStreamingBackend`: engines whose models keep per-session decoder state
-  (`new_stream`, `decode`, `flush`). The deployment drives `open_stream` / `accept` /
-  `close_stream` with one call per audio chunk of a realtime session (sticky replicas), and
+  (`new_stream`, `decode`, `flush`, optionally `samples_needed`). The deployment drives
+  `open_stream` / `step` / `close_stream` with one call per decoding step of a realtime
+  session (sticky replicas), and
   `close_idle_streams` for sessions whose gateway vanished. Engines without it still serve
   realtime sessions: the gateway re-decodes the open segment through `transcribe_file`
   (LocalAgreement).
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import math
 import threading
 import time
 import uuid
@@ -51,6 +53,9 @@ class TranscribeOptions:
     beam_size: int | None = None
     condition_on_previous_text: bool = True
     """Decode each window of a long input with the text before it as prompt context."""
+    draft: bool = False
+    """A provisional decode (a realtime partial, replaced by the next one): the engine may skip
+    second passes that only refine the result."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,35 @@ class StreamSegment:
     confidence: float = 1.0
     language: str | None = None
     words: tuple[WordTiming, ...] = ()
+
+
+@dataclass(frozen=True)
+class StreamStep:
+    """A streaming replica's answer to a chunk of audio: the hypotheses it decoded, and how
+    much more audio its next decoding step needs (None: the engine does not say), so that a
+    caller sends audio once per engine step instead of once per message."""
+
+    segments: list[StreamSegment]
+    needed_samples: int | None = None
+
+
+def stream_result(
+    finals: list[StreamSegment], duration: float, language: str
+) -> TranscriptionResult:
+    """A stream's finals as a transcription of its audio (times from the stream's start)."""
+    segments = [
+        SegmentResult(
+            id=i,
+            start=f.start,
+            end=f.end,
+            text=f.text,
+            avg_logprob=math.log(max(f.confidence, 1e-6)),
+            words=list(f.words),
+        )
+        for i, f in enumerate(f for f in finals if f.text.strip())
+    ]
+    text = " ".join(s.text.strip() for s in segments)
+    return TranscriptionResult(text=text, language=language, duration=duration, segments=segments)
 
 
 class HealthState(StrEnum):
@@ -201,6 +235,11 @@ class NativeStreamingBackend(STTBackend, Generic[StreamT]):
     def flush(self, stream: StreamT) -> list[StreamSegment]:
         """End of input: the remaining finals; called under the stream's lock."""
 
+    def samples_needed(self, stream: StreamT) -> int | None:
+        """Audio (samples) the stream needs before `decode` can produce anything new, or None
+        if the engine cannot tell (callers then send audio at their own pace)."""
+        return None
+
     # -- the session table ---------------------------------------------------------------------
     def open_stream(
         self,
@@ -231,11 +270,16 @@ class NativeStreamingBackend(STTBackend, Generic[StreamT]):
 
     def accept(self, stream: StreamT, audio: Audio) -> list[StreamSegment]:
         """Decode a chunk of audio; blocking: call it from a worker thread in async code."""
+        return self.step(stream, audio).segments
+
+    def step(self, stream: StreamT, audio: Audio) -> StreamStep:
+        """`accept`, and how much audio the next decoding step needs. Blocking."""
         with stream.lock:
             if stream.closed:
                 raise RuntimeError(f"stream {stream.session_id} is closed")
             stream.last_active = time.monotonic()
-            return self.decode(stream, audio)
+            segments = self.decode(stream, audio)
+            return StreamStep(segments, self.samples_needed(stream))
 
     def finish(self, stream: StreamT) -> list[StreamSegment]:
         """End of input: the remaining finals; the stream is closed afterwards. Blocking."""

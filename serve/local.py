@@ -101,6 +101,24 @@ def start_local_ray(num_cpus: int | None = None, settings: TheoSettings | None =
     return temp_dir
 
 
+def machine_cpus() -> int:
+    """The CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+def local_settings(settings: TheoSettings) -> TheoSettings:
+    """On the local run an engine left at `cpu_threads: 0` uses every CPU of the machine (in
+    a cluster, 0 means the CPUs Ray allots the replica: its `num_cpus`)."""
+    changes: dict[str, Any] = {}
+    for spec in registered_engines().values():
+        engine = settings.engine(spec)
+        if engine.cpu_threads == 0:
+            changes[spec.key] = engine.model_copy(update={"cpu_threads": machine_cpus()})
+    return settings.model_copy(update=changes)
+
+
 def load_models(settings: TheoSettings) -> tuple[list[Any], list[ManifestError]]:
     registry = ModelRegistry.scan(settings.models_dir)
     return selected_manifests(settings, registry.models), registry.errors
@@ -118,7 +136,7 @@ def deploy(settings: TheoSettings, *, blocking: bool = False) -> None:
     if not manifests:
         raise RuntimeError(f"no models found in {settings.models_dir}")
     serve.start(http_options={"host": settings.host, "port": settings.port})
-    app = build_app(app_args(settings, manifests, include_secrets=True))
+    app = build_app(app_args(local_settings(settings), manifests, include_secrets=True))
     serve.run(app, name=settings.app_name, route_prefix="/", blocking=blocking)
 
 

@@ -279,6 +279,9 @@ class WenetBackend(NativeStreamingBackend[WenetStream]):
     def flush(self, stream: WenetStream) -> list[StreamSegment]:
         return self._segments(stream, stream.decoder.finish())
 
+    def samples_needed(self, stream: WenetStream) -> int | None:
+        return stream.decoder.samples_needed()
+
     @staticmethod
     def _segments(stream: WenetStream, updates: Sequence[Update]) -> list[StreamSegment]:
         return [stream_segment(u, stream.language) for u in updates]

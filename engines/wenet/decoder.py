@@ -122,6 +122,14 @@ class StreamingDecoder:
         self.queue.push(self.features.pop_frames())
         return self._drain(input_finished=False)
 
+    def samples_needed(self) -> int | None:
+        """Audio the next encoder chunk still needs (None: a whole-input decode)."""
+        need = self.schedule.frames_needed(self.queue.started)
+        if need is None:
+            return None
+        missing = max(1, need - self.queue.queued)
+        return self.features.samples_until(missing)
+
     def finish(self) -> list[Update]:
         """End of input: decode what is left and finalise the open segment."""
         if self.finished:

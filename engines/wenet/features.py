@@ -41,6 +41,7 @@ class FbankExtractor:
         self.num_mel_bins = num_mel_bins
         self._fbank = knf.OnlineFbank(fbank_options(num_mel_bins))
         self._next = 0
+        self._samples = 0
         self.finished = False
 
     def accept(self, audio: npt.NDArray[np.float32]) -> None:
@@ -50,6 +51,14 @@ class FbankExtractor:
         if audio.size:
             scaled = np.ascontiguousarray(audio, dtype=np.float32) * np.float32(INT16_SCALE)
             self._fbank.accept_waveform(SAMPLE_RATE, scaled)
+            self._samples += int(audio.size)
+
+    def samples_until(self, frames: int) -> int:
+        """Audio still to accept before `frames` more frames than those popped are complete
+        (frames of 25 ms every 10 ms, edges snipped)."""
+        last = self._next + frames - 1
+        total = FRAME_LENGTH_MS * SAMPLE_RATE // 1000 + last * FRAME_SHIFT_MS * SAMPLE_RATE // 1000
+        return max(1, total - self._samples)
 
     def finish(self) -> None:
         if not self.finished:

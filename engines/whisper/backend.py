@@ -244,7 +244,7 @@ class WhisperBackend(STTBackend):
         tails: list[tuple[int, WindowJob]] = []
         for i, d in enumerate(decodings):
             job = d.job
-            if not segments[i]:
+            if not segments[i] or job.options.draft:
                 continue
             start = uncovered_tail(segments[i][-1].end - job.offset, job.duration)
             if start is None:

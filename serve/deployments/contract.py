@@ -17,6 +17,7 @@ from engines.base import (
     Audio,
     SegmentResult,
     StreamSegment,
+    StreamStep,
     TranscribeOptions,
     TranscriptionResult,
 )
@@ -60,8 +61,14 @@ class StreamServing(Protocol):
         time_offset: float = 0.0,
     ) -> None: ...
 
-    async def stream_accept(self, *, session_id: str, audio: Audio) -> list[StreamSegment]:
-        """Partials and finals for this audio; raises `StreamLostError` if the session's state
-        is not on this replica (the caller reopens and replays)."""
+    async def stream_accept(self, *, session_id: str, audio: Audio) -> StreamStep:
+        """Partials and finals for this audio, and how much audio the engine's next step needs
+        (the caller sends it when it has that much, one call per step); raises
+        `StreamLostError` if the session's state is not on this replica (the caller reopens
+        and replays)."""
+
+    async def stream_finish(self, *, session_id: str, audio: Audio) -> list[StreamSegment]:
+        """The last audio of the stream, then end of input: the stream's remaining finals
+        (the stream is closed). Raises `StreamLostError` like `stream_accept`."""
 
     async def stream_close(self, *, session_id: str) -> None: ...

@@ -12,8 +12,11 @@ requests: `serve.deployments.whisper`).
 from __future__ import annotations
 
 import asyncio
+import math
+import os
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -26,6 +29,7 @@ from engines.base import (
     NativeStreamingBackend,
     SegmentResult,
     StreamSegment,
+    StreamStep,
     STTBackend,
     TranscribeOptions,
     TranscriptionResult,
@@ -42,6 +46,33 @@ from serve.telemetry.tracing import Carrier, configure_tracing, continued, span
 IDLE_STREAM_TIMEOUT_S = 300.0
 
 
+def allotted_cpus() -> float | None:
+    """The CPUs Ray allotted this replica (its deployment's `num_cpus`), None outside Ray."""
+    try:
+        import ray
+
+        if not ray.is_initialized():
+            return None
+        resources: dict[str, float] = ray.get_runtime_context().get_assigned_resources()  # type: ignore[no-untyped-call]
+        return float(resources.get("CPU", 0.0))
+    except Exception:  # not in a Ray worker
+        return None
+
+
+def engine_threads(configured: int, allotted: float | None) -> int:
+    """Threads for an engine's kernels: `cpu_threads` when set; otherwise (0) the CPUs the
+    replica is allotted, rounded up. Ray sets an actor's `OMP_NUM_THREADS` to its `num_cpus`
+    and CTranslate2 with `cpu_threads=0` follows it (1 for a 1-CPU replica), so the
+    replica passes the number explicitly. The automatic number is at most the CPUs the
+    process may run on; without an allotment (outside Ray, or `num_cpus: 0`) it is all of
+    them."""
+    if configured > 0:
+        return configured
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+    available = available or os.cpu_count() or 1
+    return max(1, min(math.ceil(allotted or 0) or available, available))
+
+
 class StreamLostError(RuntimeError):
     """The session's decoder state is not on this replica (it restarted, or never opened)."""
 
@@ -56,10 +87,13 @@ class BaseEngineDeployment:
     def __init__(self, manifest: dict[str, Any], settings: dict[str, Any]) -> None:
         self.manifest: ModelManifest = parse_manifest_arg(manifest)
         self.spec: EngineSpec = engine_spec(self.manifest.engine)
-        self.settings: EngineSettings = TheoSettings(**settings).engine(self.spec)
+        configured: EngineSettings = TheoSettings(**settings).engine(self.spec)
+        self.threads = engine_threads(configured.cpu_threads, allotted_cpus())
+        self.settings: EngineSettings = configured.model_copy(update={"cpu_threads": self.threads})
         configure_logging("engine")
         configure_tracing("theo-engine", {"theo.model": self.manifest.name})
         self.metrics = EngineMetrics(self.manifest.name, self.manifest.engine)
+        self.metrics.threads.set(self.threads)
         # A model added after this pod started is not on its own storage yet: pull it (pinned).
         ensure_model(self.manifest)
         self.backend: STTBackend = self.spec.backend_class()(
@@ -70,6 +104,8 @@ class BaseEngineDeployment:
         self.backend.load()
         self.metrics.model_load.observe(time.perf_counter() - started)
         self._reaper: asyncio.Task[None] | None = None
+        self._steps = ThreadPoolExecutor(self.threads, thread_name_prefix="stream-step")
+        """Streaming sessions' decoding steps, at most `threads` at once."""
 
     def instrument(self) -> None:
         """Add engine-specific spans to the backend before it loads (see Whisper)."""
@@ -131,12 +167,27 @@ class BaseEngineDeployment:
             session_id, options, first_segment_id=first_segment_id, time_offset=time_offset
         )
 
-    async def stream_accept(self, *, session_id: str, audio: Audio) -> list[StreamSegment]:
+    async def stream_accept(self, *, session_id: str, audio: Audio) -> StreamStep:
         backend = self._streaming()
         stream = backend.get_stream(session_id)
         if stream is None:
             raise StreamLostError(f"no stream {session_id} on this replica")
-        return await asyncio.to_thread(backend.accept, stream, audio)
+        self.metrics.stream_steps.inc()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._steps, backend.step, stream, audio)
+
+    async def stream_finish(self, *, session_id: str, audio: Audio) -> list[StreamSegment]:
+        backend = self._streaming()
+        stream = backend.get_stream(session_id)
+        if stream is None:
+            raise StreamLostError(f"no stream {session_id} on this replica")
+        self.metrics.stream_steps.inc()
+
+        def finish() -> list[StreamSegment]:
+            finals = [s for s in backend.step(stream, audio).segments if s.is_final]
+            return finals + backend.finish(stream)
+
+        return await asyncio.get_running_loop().run_in_executor(self._steps, finish)
 
     async def stream_close(self, *, session_id: str) -> None:
         self._streaming().close_stream(session_id)

@@ -4,8 +4,13 @@ Every partial pass re-decodes the open segment from its start, so consecutive hy
 describe the same audio. A word is confirmed once two consecutive hypotheses agree on it (and
 on everything before it) after the words already confirmed; confirmed words are never taken
 back. The last word of a hypothesis is never confirmed: the audio may end inside it. The final
-keeps the confirmed words and takes the rest from the final decode, so every partial is a
-prefix of the final.
+keeps the confirmed words and takes the rest from the final decode, so the stable part of every
+partial is a prefix of the final. The rest of the newest hypothesis is the unstable tail: shown
+at once, replaced by the next decode.
+
+A segment may also be committed early, at a pause the VAD saw (`commit_point`): when a decode
+that heard speech beyond the pause agrees word for word with the decode of the audio up to
+it, and both end a sentence there (or the segment already holds enough words).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import re
 import zlib
 
 _PUNCT = re.compile(r"[^\w']+", re.UNICODE)
+_SENTENCE_END = re.compile(r"[.!?\u2026\u3002\uff01\uff1f][\"')\]\u201d\u2019]*$")
 MAX_NGRAM = 6
 LOOP_REPEATS = 3
 """An n-gram (n >= 2) repeated this many times in a row is a decoding loop."""
@@ -96,11 +102,38 @@ def trim_loop(words: list[str]) -> tuple[list[str], bool]:
     return words, False
 
 
+def ends_sentence(word: str) -> bool:
+    return bool(_SENTENCE_END.search(word))
+
+
+def commit_point(
+    candidate: list[str], hypothesis: list[str], *, sentence_end: bool, max_words: int
+) -> bool | None:
+    """Whether the words of `candidate` (a decode of the segment up to a pause) may be
+    committed as a final, judged by `hypothesis` (a later decode that heard speech beyond the
+    pause): True when the hypothesis goes on past them word for word and either both end a
+    sentence at the last of them (`sentence_end`) or there are `max_words` of them (0: no word
+    limit); False when the hypothesis disagrees; None when it has not gone beyond them yet."""
+    n = len(candidate)
+    if n == 0:
+        return False
+    if len(hypothesis) <= n:
+        return None if _norm(hypothesis) == _norm(candidate)[: len(hypothesis)] else False
+    if _norm(hypothesis[:n]) != _norm(candidate):
+        return False
+    if max_words and n >= max_words:
+        return True
+    return sentence_end and ends_sentence(candidate[-1]) and ends_sentence(hypothesis[n - 1])
+
+
 class LocalAgreement:
-    """Confirmed words of one open segment."""
+    """Confirmed words of one open segment, and the newest hypothesis."""
 
     def __init__(self) -> None:
         self.confirmed: list[str] = []
+        self.hypothesis: list[str] = []
+        self.limit: int | None = None
+        """At most this many confirmed words for now (None: no limit)."""
         self._previous: list[str] | None = None
         self._previous_trusted = False
 
@@ -112,15 +145,23 @@ class LocalAgreement:
         prefix can agree with each other).
         """
         previous, self._previous = self._previous, hypothesis
+        self.hypothesis = hypothesis
         both_trusted, self._previous_trusted = trusted and self._previous_trusted, trusted
         if previous is None or not both_trusted:
             return []
         old_tail = previous[align_end(self.confirmed, previous) :]
         new_tail = hypothesis[align_end(self.confirmed, hypothesis) :]
         agreed = min(common_prefix_length(old_tail, new_tail), max(len(new_tail) - 1, 0))
+        if self.limit is not None:
+            agreed = max(0, min(agreed, self.limit - len(self.confirmed)))
         newly = new_tail[:agreed]
         self.confirmed.extend(newly)
         return newly
+
+    @property
+    def unstable(self) -> list[str]:
+        """The newest hypothesis after the part that corresponds to the confirmed words."""
+        return self.hypothesis[align_end(self.confirmed, self.hypothesis) :]
 
     def stitch(self, final: list[str]) -> tuple[list[str], int]:
         """Confirmed words + the final decode's words after them; also the index in `final`

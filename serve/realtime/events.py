@@ -36,20 +36,36 @@ class SpeechStarted:
 @dataclass(frozen=True)
 class PartialTranscript:
     segment_id: int
-    text: str
-    """Everything confirmed so far in this segment (grows; earlier partials are prefixes)."""
+    stable: str
+    """The words confirmed so far in this segment: they only grow, and the final starts with
+    them."""
+    unstable: str
+    """The rest of the newest hypothesis: replaced by the next partial, may vanish."""
     timestamp_ms: int
     """End of the audio this partial was decoded from."""
+
+    @property
+    def text(self) -> str:
+        return " ".join(part for part in (self.stable, self.unstable) if part)
+
+
+@dataclass(frozen=True)
+class SegmentClosed:
+    """The open segment was closed (its final follows): sent when it happens, not after the
+    decode."""
+
+    speech_end_ms: int | None
+    """Where speech end was detected, when the VAD closed the segment (not a commit, a split
+    or an early commit)."""
+    audio_end_ms: int
 
 
 @dataclass(frozen=True)
 class SegmentDone:
-    """An utterance closed: its final (None when it held no speech after all)."""
+    """A segment's final (None when it held no speech after all)."""
 
     segment_id: int
     final: FinalTranscript | None
-    speech_end_ms: int | None
-    """Where speech end was detected, when VAD closed the segment (not commit/split)."""
     audio_end_ms: int
 
 
@@ -57,7 +73,6 @@ class SegmentDone:
 class SegmentFailed:
     segment_id: int
     message: str
-    speech_end_ms: int | None
     audio_end_ms: int
 
 
@@ -97,6 +112,7 @@ class SessionEnded:
 SessionEvent = (
     SpeechStarted
     | PartialTranscript
+    | SegmentClosed
     | SegmentDone
     | SegmentFailed
     | SessionHeld

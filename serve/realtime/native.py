@@ -11,6 +11,7 @@ from serve.realtime.events import (
     PartialTranscript,
     Problem,
     RateLimited,
+    SegmentClosed,
     SegmentDone,
     SegmentFailed,
     SessionEnded,
@@ -38,9 +39,17 @@ def render_native(event: SessionEvent) -> list[BaseModel]:
     if isinstance(event, PartialTranscript):
         return [
             TranscriptPartialEvent(
-                text=event.text, segment_id=event.segment_id, timestamp_ms=event.timestamp_ms
+                text=event.text,
+                stable=event.stable,
+                unstable=event.unstable,
+                segment_id=event.segment_id,
+                timestamp_ms=event.timestamp_ms,
             )
         ]
+    if isinstance(event, SegmentClosed):
+        if event.speech_end_ms is None:
+            return []
+        return [SpeechEndEvent(timestamp_ms=event.speech_end_ms)]
     if isinstance(event, SegmentDone | SegmentFailed):
         out: list[BaseModel] = []
         if isinstance(event, SegmentFailed):
@@ -65,8 +74,6 @@ def render_native(event: SessionEvent) -> list[BaseModel]:
                     words=[WordEvent(word=w.word, start=w.start, end=w.end) for w in final.words],
                 )
             )
-        if event.speech_end_ms is not None:
-            out.append(SpeechEndEvent(timestamp_ms=event.speech_end_ms))
         return out
     if isinstance(event, SessionHeld):
         return [

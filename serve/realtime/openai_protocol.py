@@ -4,7 +4,8 @@ session `type` is `transcription`), on the same session engine.
 Client events: `session.update`, `input_audio_buffer.append|commit|clear`. Server events:
 `session.created|updated`, `input_audio_buffer.speech_started|speech_stopped|committed|cleared`,
 `conversation.item.input_audio_transcription.delta|completed|failed`, `error`. Deltas are
-append-only: they concatenate to the completed transcript.
+append-only: they concatenate to the completed transcript; a delta's `unstable` (a Theo
+extension) is the newest hypothesis' unconfirmed tail, shown after them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import base64
 import binascii
 import logging
 import secrets
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -24,6 +26,7 @@ from serve.realtime.events import (
     FramesDropped,
     PartialTranscript,
     Problem,
+    SegmentClosed,
     SegmentDone,
     SegmentFailed,
     SessionEvent,
@@ -264,13 +267,16 @@ def error_event(problem: Problem) -> dict[str, Any]:
 
 
 class OpenAIRenderer:
-    """Session events -> OpenAI events. Keeps the conversation item of the current utterance
-    and the transcript text already sent as deltas."""
+    """Session events -> OpenAI events. Keeps the conversation item of the open utterance, the
+    committed items waiting for their transcripts (in order), and the transcript text already
+    sent as deltas per item."""
 
     def __init__(self) -> None:
         self._item: str | None = None
         self._previous_item: str | None = None
-        self._sent = ""
+        self._committed: deque[str] = deque()
+        self._sent: dict[str, str] = {}
+        self._unstable = ""
 
     def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
         return {"type": kind, "event_id": new_id("event"), **fields}
@@ -280,23 +286,26 @@ class OpenAIRenderer:
             self._item = new_id("item")
         return self._item
 
-    def _delta(self, text: str) -> list[dict[str, Any]]:
-        if not text.startswith(self._sent):
+    def _delta(self, item: str, text: str, unstable: str | None) -> list[dict[str, Any]]:
+        """The part of `text` not sent yet for `item`; `unstable` (partials): the text to show
+        after it (a Theo extension: OpenAI clients read `delta` and ignore it)."""
+        sent = self._sent.get(item, "")
+        if not text.startswith(sent):
             logger.warning("transcript is not an extension of the deltas sent; not resent")
             return []
-        delta, self._sent = text[len(self._sent) :], text
-        if not delta:
+        delta = text[len(sent) :]
+        self._sent[item] = text
+        fields: dict[str, Any] = {"item_id": item, "content_index": 0, "delta": delta}
+        if unstable is not None:
+            if not delta and unstable == self._unstable:
+                return []
+            self._unstable = unstable
+            fields["unstable"] = unstable
+        elif not delta:
             return []
-        return [
-            self._event(
-                "conversation.item.input_audio_transcription.delta",
-                item_id=self._current_item(),
-                content_index=0,
-                delta=delta,
-            )
-        ]
+        return [self._event("conversation.item.input_audio_transcription.delta", **fields)]
 
-    def _close_item(self, speech_end_ms: int | None) -> list[dict[str, Any]]:
+    def _commit(self, speech_end_ms: int | None) -> list[dict[str, Any]]:
         item = self._current_item()
         out = []
         if speech_end_ms is not None:
@@ -310,10 +319,13 @@ class OpenAIRenderer:
                 "input_audio_buffer.committed", item_id=item, previous_item_id=self._previous_item
             )
         )
+        self._committed.append(item)
+        self._previous_item, self._item, self._unstable = item, None, ""
         return out
 
-    def _next_item(self) -> None:
-        self._previous_item, self._item, self._sent = self._item, None, ""
+    def _transcribed(self) -> str:
+        """The item the next final belongs to: the oldest committed one."""
+        return self._committed.popleft() if self._committed else self._current_item()
 
     def render(self, event: SessionEvent) -> list[dict[str, Any]]:
         if isinstance(event, SpeechStarted):
@@ -325,29 +337,35 @@ class OpenAIRenderer:
                 )
             ]
         if isinstance(event, PartialTranscript):
-            return self._delta(event.text)
+            if not event.text and (self._item is None or not self._unstable):
+                return []
+            stable = event.stable
+            unstable = f" {event.unstable}" if stable and event.unstable else event.unstable
+            return self._delta(self._current_item(), stable, unstable)
+        if isinstance(event, SegmentClosed):
+            return self._commit(event.speech_end_ms)
         if isinstance(event, SegmentDone):
-            out = self._close_item(event.speech_end_ms)
+            item = self._transcribed()
             text = event.final.text if event.final is not None else ""
-            out += self._delta(text)
+            out = self._delta(item, text, None)
             seconds = (event.final.audio_ms if event.final is not None else 0) / 1000
             out.append(
                 self._event(
                     "conversation.item.input_audio_transcription.completed",
-                    item_id=self._current_item(),
+                    item_id=item,
                     content_index=0,
-                    transcript=self._sent,
+                    transcript=self._sent.pop(item, ""),
                     usage={"type": "duration", "seconds": seconds},
                 )
             )
-            self._next_item()
             return out
         if isinstance(event, SegmentFailed):
-            out = self._close_item(event.speech_end_ms)
-            out.append(
+            item = self._transcribed()
+            self._sent.pop(item, None)
+            return [
                 self._event(
                     "conversation.item.input_audio_transcription.failed",
-                    item_id=self._current_item(),
+                    item_id=item,
                     content_index=0,
                     error={
                         "type": "server_error",
@@ -356,9 +374,7 @@ class OpenAIRenderer:
                         "param": None,
                     },
                 )
-            )
-            self._next_item()
-            return out
+            ]
         if isinstance(event, Problem):
             return [error_event(event)]
         if isinstance(event, FramesDropped):

@@ -47,6 +47,12 @@ class SessionConfig(BaseModel):
     inactivity_timeout_ms: int = Field(default=60_000, ge=100, le=3_600_000)
     """On hold this long, or no client message this long: the session closes."""
     max_segment_duration_ms: int = Field(default=20_000, ge=1_000, le=30_000)
+    commit_sentences: bool = True
+    """Commit a final early, at a sentence end that two decodes agree on and a pause inside
+    speech (VAD sessions)."""
+    commit_after_words: int = Field(default=0, ge=0, le=1_000)
+    """Commit a final at any pause inside speech once the utterance holds this many agreed
+    words (0: off)."""
     language: str | None = Field(default=None, min_length=2, max_length=32)
     """An ISO-639-1 code (an English name is accepted and stored as its code)."""
     hot_words: list[Annotated[str, Field(max_length=100)]] = Field(
@@ -79,6 +85,8 @@ class SessionConfigure(_Command):
     hold_timeout_ms: int | None = None
     inactivity_timeout_ms: int | None = None
     max_segment_duration_ms: int | None = None
+    commit_sentences: bool | None = None
+    commit_after_words: int | None = None
     language: str | None = None
     hot_words: list[str] | None = None
     prompt: str | None = None
@@ -213,6 +221,11 @@ class SpeechStartEvent(BaseModel):
 class TranscriptPartialEvent(BaseModel):
     type: Literal["transcript.partial"] = "transcript.partial"
     text: str
+    """The newest hypothesis of the segment: `stable`, a space, `unstable`."""
+    stable: str
+    """Confirmed words: they only grow within a segment and the final starts with them."""
+    unstable: str
+    """The rest of the newest hypothesis: the next partial replaces it."""
     segment_id: int
     timestamp_ms: int
 

@@ -1,11 +1,16 @@
 """The realtime session engine, shared by both wire protocols.
 
 `feed` (called by the transport for every audio message; cheap and synchronous apart from
-sending rate/drop advice) resamples, writes the ring buffer, runs the VAD frame by frame and
-turns speech boundaries into jobs. `run` (one task per session) works through those jobs in
-order - speech start, segment end (final) - and, when idle, re-decodes the open segment for
-partials or decodes a segment in its trailing pause ahead of its end (so the final is ready
-when the silence timeout expires). Every engine call goes through the partial policy.
+sending events) resamples, writes the ring buffer, runs the VAD frame by frame and turns
+speech boundaries into events (sent at once: speech start, segment closed) and jobs (a final
+per closed segment). `run` (one task per session) works through those jobs in order and, when
+idle, re-decodes the open segment for partials or decodes a segment in its trailing pause
+ahead of its end (so the final is ready when the silence timeout expires, and so a confirmed
+sentence end can be committed early). Every engine call goes through the partial policy;
+optional decodes take turns with other sessions (`gate.PartialGate`).
+
+Events go out in the order they happen through one outbox: a segment's `SegmentClosed`
+always precedes its final, and VAD events never wait for a decode.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from serve.realtime.events import (
     PartialTranscript,
     Problem,
     RateLimited,
+    SegmentClosed,
     SegmentDone,
     SegmentFailed,
     SessionEnded,
@@ -50,7 +56,7 @@ from serve.realtime.gate import PartialGate
 from serve.realtime.itn import apply_itn
 from serve.realtime.machine import SessionState, StateMachine, Timeout
 from serve.realtime.pcm import pcm16_to_float
-from serve.realtime.policy import PartialPolicy
+from serve.realtime.policy import CommitRules, PartialPolicy, PartialText
 from serve.realtime.protocol import ProtocolError, SessionConfig
 from serve.realtime.resample import StreamResampler
 from serve.realtime.ring import RingBuffer
@@ -79,6 +85,9 @@ class _Segment:
     onset: int
     """Where speech was detected (partials count new audio from here)."""
     pause_start: int | None = None
+    cut: int | None = None
+    """The end of a pause inside speech (its start + tail padding) not yet tried as an early
+    commit."""
 
 
 @dataclass(frozen=True)
@@ -86,11 +95,8 @@ class _End:
     start: int
     end: int
     speech_end: int | None
-
-
-@dataclass(frozen=True)
-class _Emit:
-    event: SessionEvent
+    in_pause: bool = False
+    """The segment ends in a pause (VAD end or early commit): audio after `end` is silence."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,7 @@ class _Close:
     reason: CloseReason
 
 
-_Job = _End | _Emit | _Close
+_Job = _End | _Close
 
 
 class StreamingSession:
@@ -147,6 +153,14 @@ class StreamingSession:
         self._previous_text: str | None = None
         self._partial_mark = 0
         self._speculative: tuple[tuple[int, int], TranscriptionResult] | None = None
+        self._commit_key: tuple[int, int] | None = None
+        """The speculative decode proposed as an early commit, waiting for a later partial."""
+        self._shown: tuple[int, str, str] | None = None
+        """The last partial sent (segment id, stable, unstable)."""
+        self._clock_ms = 0
+        """The latest stream time sent (partials and VAD events never go back)."""
+        self._outbox: deque[SessionEvent] = deque()
+        self._sending = asyncio.Lock()
 
     # -- configuration -----------------------------------------------------------------------
     def use_model(self, model: str, capabilities: Capabilities, policy: PartialPolicy) -> None:
@@ -199,18 +213,31 @@ class StreamingSession:
             received_s if received_s is not None else len(audio) / SAMPLE_RATE, now
         )
         if advice is not None:
-            await self.emit(RateLimited(advice.delay_ms, advice.ratio))
+            self._outbox.append(RateLimited(advice.delay_ms, advice.ratio))
         free = self.ring.free
         if len(audio) > free:
             dropped = self.drops.add(to_ms(len(audio) - free), now)
             audio = audio[:free]
             if dropped is not None:
-                await self.emit(FramesDropped(dropped))
+                self._outbox.append(FramesDropped(dropped))
         if len(audio):
             self.ring.write(audio)
             self._process_frames()
             self._update_fence()
             self._wake.set()
+        await self._publish()
+
+    async def _publish(self, *events: SessionEvent) -> None:
+        """Send `events` after everything already in the outbox, in order."""
+        self._outbox.extend(events)
+        async with self._sending:
+            while self._outbox:
+                event = self._outbox.popleft()
+                if isinstance(event, SpeechStarted | PartialTranscript):
+                    self._clock_ms = max(self._clock_ms, event.timestamp_ms)
+                elif isinstance(event, SegmentClosed) and event.speech_end_ms is not None:
+                    self._clock_ms = max(self._clock_ms, event.speech_end_ms)
+                await self.emit(event)
 
     def _process_frames(self) -> None:
         while self.machine.open and self.ring.written - self._vad_position >= FRAME_SAMPLES:
@@ -228,12 +255,11 @@ class StreamingSession:
             if isinstance(event, VadSpeechStarted):
                 self.machine.speech_started()
                 segment = self._open(event.sample, to_samples(self.config.prefix_padding_ms))
-                started = SpeechStarted(to_ms(event.sample), to_ms(segment.start))
-                self._jobs.append(_Emit(started))
+                self._outbox.append(SpeechStarted(to_ms(event.sample), to_ms(segment.start)))
             elif isinstance(event, PauseStarted) and self._segment is not None:
                 self._segment.pause_start = event.sample
             elif isinstance(event, PauseEnded) and self._segment is not None:
-                self._segment.pause_start = None
+                self._pause_ended(self._segment, event.sample)
             elif isinstance(event, SpeechEnded):
                 self.machine.speech_ended(event.detected_at)
                 if self._segment is not None:
@@ -244,9 +270,26 @@ class StreamingSession:
         timeout = self.machine.tick(end)
         if timeout is Timeout.HOLD:
             self._previous_text = None
-            self._jobs.append(_Emit(SessionHeld(to_ms(end), self.config.hold_timeout_ms)))
+            self._outbox.append(SessionHeld(to_ms(end), self.config.hold_timeout_ms))
         elif timeout is Timeout.EXPIRED:
             self._begin_close("inactivity_timeout")
+
+    def _pause_ended(self, segment: _Segment, sample: int) -> None:
+        """Speech goes on after a pause: long enough (the tail padding), its end is a place to
+        commit early at, if the words so far may end there. Until that is decided, no word
+        after it is confirmed (a final never takes words of the next segment)."""
+        pause_start, segment.pause_start = segment.pause_start, None
+        pad = to_samples(self.settings.tail_padding_ms)
+        if pause_start is None or sample - pause_start < pad or self._commit_rules() is None:
+            return
+        key = (segment.start, pause_start + pad)
+        tried = self._commit_key == key or (
+            self._speculative is not None and self._speculative[0] == key
+        )
+        rules = self._commit_rules()
+        if not tried and rules is not None and self.policy.could_commit(rules):
+            segment.cut = key[1]
+            self.policy.hold()
 
     def _maybe_split(self, end: int) -> None:
         """Force a final when a segment reaches its maximum length or the ring is nearly full."""
@@ -273,14 +316,16 @@ class StreamingSession:
         self._segment = _Segment(start, max(onset, start))
         return self._segment
 
-    def _close_segment(self, end: int, speech_end: int | None) -> None:
+    def _close_segment(self, end: int, speech_end: int | None, in_pause: bool = False) -> None:
         assert self._segment is not None
         start = self._segment.start
         end = max(end, start)
-        self._jobs.append(_End(start, end, speech_end))
+        self._jobs.append(_End(start, end, speech_end, in_pause or speech_end is not None))
         self._unfinished.append(start)
         self._last_end = end
         self._segment = None
+        speech_end_ms = to_ms(speech_end) if speech_end is not None else None
+        self._outbox.append(SegmentClosed(speech_end_ms, to_ms(end)))
 
     def _update_fence(self) -> None:
         needed = [self._vad_position - to_samples(self.config.prefix_padding_ms), self._last_end]
@@ -327,7 +372,7 @@ class StreamingSession:
         if not self.machine.open:
             return
         if reason == "cancelled":
-            self._jobs = deque(job for job in self._jobs if isinstance(job, _Emit))
+            self._jobs.clear()
             self._segment = None
         elif self._segment is not None:
             speech_end = self.position if self.endpointer.in_speech else None
@@ -341,6 +386,7 @@ class StreamingSession:
         """Work through jobs until the session closes; returns after `session.closed`."""
         try:
             while True:
+                await self._publish()
                 if self._jobs:
                     job = self._jobs.popleft()
                     if isinstance(job, _Close):
@@ -354,15 +400,12 @@ class StreamingSession:
                 await self._wake.wait()
         finally:
             if self.partial_gate is not None:
-                self.partial_gate.forget(self._wake)
+                self.partial_gate.withdraw(self._wake)
             if self.machine.state is not SessionState.CLOSED:
                 self.machine.closed()
             self.closed.set()
 
-    async def _handle(self, job: _End | _Emit) -> None:
-        if isinstance(job, _Emit):
-            await self.emit(job.event)
-            return
+    async def _handle(self, job: _End) -> None:
         try:
             await self._finalize(job)
         except asyncio.CancelledError:
@@ -370,14 +413,15 @@ class StreamingSession:
         except Exception:
             logger.exception("session %s: final failed", self.session_id)
             self._segment_finished()
-            await self.emit(Problem("internal_error", "The utterance could not be transcribed."))
+            await self._publish(
+                Problem("internal_error", "The utterance could not be transcribed.")
+            )
 
     async def _finalize(self, job: _End) -> None:
         start = job.start if self._carry_start is None else min(job.start, self._carry_start)
         options = self._options()
         segment_id = self._next_id
         audio_end_ms = to_ms(job.end)
-        speech_end_ms = to_ms(job.speech_end) if job.speech_end is not None else None
         speculative = self._speculative
         self._speculative = None
         try:
@@ -385,29 +429,45 @@ class StreamingSession:
                 result = speculative[1]
             else:
                 audio = self.ring.read(start, job.end)
-                result = await self._decode_final(audio, options)
+                result = await self._decode_final(audio, options, job.in_pause)
         except EngineFailureError as exc:
             self._carry_start = start
+            shown = self._shown
             self._segment_finished()
-            await self.emit(SegmentFailed(segment_id, str(exc), speech_end_ms, audio_end_ms))
+            events: list[SessionEvent] = [SegmentFailed(segment_id, str(exc), audio_end_ms)]
+            if shown is not None and not shown[1]:
+                events.insert(0, self._retraction(segment_id, audio_end_ms))
+            await self._publish(*events)
             return
         self._carry_start = None
         final = self._post_process(self.policy.finish(result, to_ms(start)))
+        shown = self._shown
         self._segment_finished()
         if final is not None:
             self._next_id += 1
             self.segments_transcribed += 1
             usable_context = self.capabilities.initial_prompt and not self.policy.looped
             self._previous_text = final.text if usable_context else None
-        await self.emit(SegmentDone(segment_id, final, speech_end_ms, audio_end_ms))
+            await self._publish(SegmentDone(segment_id, final, audio_end_ms))
+            return
+        # No speech after all: take back the unstable text shown (nothing was confirmed).
+        retract = [self._retraction(segment_id, audio_end_ms)] if shown is not None else []
+        await self._publish(*retract, SegmentDone(segment_id, final, audio_end_ms))
 
-    async def _decode_final(self, audio: Audio, options: TranscribeOptions) -> TranscriptionResult:
+    def _retraction(self, segment_id: int, audio_end_ms: int) -> PartialTranscript:
+        return PartialTranscript(segment_id, "", "", max(audio_end_ms, self._clock_ms))
+
+    async def _decode_final(
+        self, audio: Audio, options: TranscribeOptions, in_pause: bool
+    ) -> TranscriptionResult:
         """The final's decode, retried; optional decodes of the replica wait meanwhile."""
         if self.partial_gate is not None:
             self.partial_gate.final_started()
         try:
             return await retrying(
-                lambda: self.policy.decode_final(audio, options),
+                lambda: self.policy.decode_final(
+                    audio, options, closing=True, silence_after=in_pause
+                ),
                 retry_window_s=self.settings.retry_window_s,
             )
         finally:
@@ -419,6 +479,8 @@ class StreamingSession:
             self._unfinished.popleft()
         self.policy.open_segment()
         self._partial_mark = 0
+        self._commit_key = None
+        self._shown = None
         self._update_fence()
 
     def _post_process(self, final: FinalTranscript | None) -> FinalTranscript | None:
@@ -451,21 +513,36 @@ class StreamingSession:
 
     async def _idle_work(self) -> bool:
         """In a pause, a speculative final; otherwise a partial once enough audio is new (and
-        the replica's partial gate has a slot). Returns whether it did any work."""
+        the session has its turn in the replica's partial rounds). Returns whether it did any
+        work."""
         segment = self._segment
+        gate = self.partial_gate
         if segment is None:
+            if gate is not None:
+                gate.withdraw(self._wake)
             return False
         position = self.position
         pad = to_samples(self.settings.tail_padding_ms)
-        if segment.pause_start is not None:
+        if segment.pause_start is not None and self.policy.speculative_finals:
             return await self._speculate(segment, position, pad)
+        if segment.cut is not None and self._commit_key is None:
+            cut, segment.cut = segment.cut, None
+            return await self._decode_to(segment, (segment.start, cut))
         if not self.config.enable_partial_transcripts:
             return False
+        first = self._partial_mark == 0
         mark = max(self._partial_mark, segment.onset)
-        interval_ms = self.policy.partial_interval_ms or self.settings.partial_interval_ms
-        if position - mark < to_samples(interval_ms):
+        needed = self.policy.next_partial_samples()
+        if needed is None:
+            interval_ms = self.policy.partial_interval_ms or self.settings.partial_interval_ms
+            if first:
+                interval_ms = min(interval_ms, self.settings.first_partial_ms)
+            needed = to_samples(interval_ms)
+        if position - mark < needed:
+            if gate is not None:
+                gate.withdraw(self._wake)
             return False
-        gate = self.partial_gate if self.policy.gated else None
+        gate = gate if self.policy.gated else None
         if gate is not None and not gate.try_acquire(self._wake):
             return False
         self._partial_mark = position
@@ -480,9 +557,24 @@ class StreamingSession:
         finally:
             if gate is not None:
                 gate.release()
-        if text is not None and self._is_open(segment):
-            await self.emit(PartialTranscript(self._next_id, text, to_ms(position)))
+        if self._segment is not segment:
+            return True  # closed meanwhile: its final says the rest
+        if text is not None:
+            await self._show(segment, text, position)
+        if self._commit_key is not None:
+            self._decide_commit(segment)
         return True
+
+    async def _show(self, segment: _Segment, text: PartialText, position: int) -> None:
+        """Send the newest hypothesis of the open segment, unless it is the one shown."""
+        if not self.config.enable_partial_transcripts or self._segment is not segment:
+            return
+        shown = (self._next_id, text.stable, text.unstable)
+        if shown == self._shown or not (text.stable or text.unstable or self._shown):
+            return
+        self._shown = shown
+        timestamp = max(to_ms(position), self._clock_ms)
+        await self._publish(PartialTranscript(self._next_id, text.stable, text.unstable, timestamp))
 
     async def _speculate(self, segment: _Segment, position: int, pad: int) -> bool:
         """In a pause, decode the segment as its final would be, before the silence timeout
@@ -491,8 +583,19 @@ class StreamingSession:
         key = (segment.start, segment.pause_start + pad)
         done = self._speculative is not None and self._speculative[0] == key
         if position < key[1] or done or self._carry_start is not None:
+            if self.partial_gate is not None:
+                self.partial_gate.withdraw(self._wake)
             return False
-        if self.partial_gate is not None and not self.partial_gate.try_acquire(self._wake):
+        return await self._decode_to(segment, key)
+
+    async def _decode_to(self, segment: _Segment, key: tuple[int, int]) -> bool:
+        """Decode the segment up to the end of a pause (`key`: its start and that end) as its
+        final would be: the final if the pause ends the speech; if speech goes on, an early
+        commit when the next partial confirms that the words end there."""
+        gate = self.partial_gate
+        if gate is not None and not gate.try_acquire(self._wake):
+            if segment.pause_start is None:
+                segment.cut = key[1]  # try again on the next turn
             return False
         try:
             result = await self.policy.decode_final(self.ring.read(*key), self._options())
@@ -500,25 +603,55 @@ class StreamingSession:
             raise
         except Exception as exc:
             logger.warning("speculative final failed: %r", exc)
+            self.policy.withdraw_commit()
             return False
         finally:
-            if self.partial_gate is not None:
-                self.partial_gate.release()
+            if gate is not None:
+                gate.release()
         self._speculative = (key, result)
-        text = self.policy.observe(result)
-        if text is not None and self.config.enable_partial_transcripts and self._is_open(segment):
-            await self.emit(PartialTranscript(self._next_id, text, to_ms(key[1])))
+        if self._segment is not segment:
+            return True  # closed meanwhile: its final uses this decode if the ends match
+        if segment.pause_start is not None:
+            text = self.policy.observe(result)
+            if text is not None:
+                await self._show(segment, text, key[1])
+        rules = self._commit_rules()
+        if rules is not None and self._carry_start is None and self.policy.propose_commit(result):
+            self._commit_key = key
         return True
 
-    def _is_open(self, segment: _Segment) -> bool:
-        """Still the open segment, or closed and waiting for its final (not cleared)."""
-        return self._segment is segment or segment.start in self._unfinished
+    def _commit_rules(self) -> CommitRules | None:
+        config = self.config
+        if not config.vad_enabled or not (config.commit_sentences or config.commit_after_words):
+            return None
+        return CommitRules(config.commit_sentences, config.commit_after_words)
+
+    def _decide_commit(self, segment: _Segment) -> None:
+        """After a partial that heard past a proposed pause: commit the segment up to the
+        pause (its final is the speculative decode), or drop the proposal."""
+        key = self._commit_key
+        rules = self._commit_rules()
+        speculative = self._speculative
+        if key is None or rules is None or speculative is None or speculative[0] != key:
+            self._commit_key = None
+            self.policy.withdraw_commit()
+            return
+        decision = self.policy.commit_decision(rules)
+        if decision is None:
+            return
+        self._commit_key = None
+        if decision and key[0] == segment.start:
+            self._close_segment(key[1], None, in_pause=True)
+            self._continue(key[1])
+            self._update_fence()
+        else:
+            self.policy.withdraw_commit()
 
     async def _finish(self, reason: CloseReason) -> None:
         self.close_reason = reason
         self.machine.closed()
         dropped = self.drops.take(self.clock(), force=True)
         if dropped is not None:
-            await self.emit(FramesDropped(dropped))
-        await self.emit(SessionEnded(reason, to_ms(self.position), self.segments_transcribed))
+            self._outbox.append(FramesDropped(dropped))
+        await self._publish(SessionEnded(reason, to_ms(self.position), self.segments_transcribed))
         self.closed.set()

@@ -9,9 +9,14 @@ from pydantic import BaseModel, Field
 class RealtimeSettings(BaseModel):
     partial_interval_ms: int = Field(default=500, ge=100, le=10_000)
     """Re-decode the open segment after this much new audio (encoder-decoder models)."""
-    max_concurrent_partials: int = Field(default=1, ge=1)
-    """Partial and speculative-final decodes in flight per gateway replica, all sessions
-    together (finals are not limited): under load they thin out instead of delaying finals."""
+    first_partial_ms: int = Field(default=300, ge=100, le=10_000)
+    """Speech before a segment's first partial decode (then every `partial_interval_ms`)."""
+    max_concurrent_partials: int = Field(default=8, ge=1)
+    """Most partial and speculative-final decodes in one round per gateway replica (finals
+    are not limited). Every waiting session gets a turn per round, the round's decodes are
+    batched together in the engine, and the next round starts when it is done: under load
+    the partial interval of every session stretches evenly. Match the engine's
+    `max_batch_size`."""
     tail_padding_ms: int = Field(default=200, ge=0, le=1_000)
     """Silence kept after the end of speech in the audio of a final."""
     ring_buffer_s: float = Field(default=45.0, ge=5.0, le=600.0)

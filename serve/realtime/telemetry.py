@@ -52,7 +52,8 @@ class SessionTelemetry:
         self._arrivals_ms: deque[int] = deque(maxlen=ARRIVALS_KEPT)
         self._arrivals_at: deque[float] = deque(maxlen=ARRIVALS_KEPT)
         self._partials_seen: set[int] = set()
-        self._speech_started_ns: int | None = None
+        self._speech_started_ns: deque[int] = deque(maxlen=64)
+        """Speech starts whose utterance has no final yet (the next one may start first)."""
         self._speech_start_ms: int | None = None
         self._failed_before = False
         self._context: Context | None = None
@@ -99,7 +100,7 @@ class SessionTelemetry:
         rt = self.realtime
         if isinstance(event, SpeechStarted):
             rt.speech_segments.labels(self.model).inc()
-            self._speech_started_ns = time.time_ns()
+            self._speech_started_ns.append(time.time_ns())
             self._speech_start_ms = event.timestamp_ms
         elif isinstance(event, PartialTranscript):
             if event.segment_id not in self._partials_seen:
@@ -137,13 +138,12 @@ class SessionTelemetry:
     def _end_speech_span(self, audio_end_ms: int, *, failed: bool) -> None:
         """One `vad.speech` span per utterance in the session's trace: from speech detected
         to its final (or failure)."""
-        if self._speech_started_ns is None or self._context is None:
+        if not self._speech_started_ns or self._context is None:
             return
         timed_span(
             "vad.speech",
             self._context,
-            self._speech_started_ns,
+            self._speech_started_ns.popleft(),
             time.time_ns(),
             **{"theo.audio_end_ms": audio_end_ms, "theo.failed": failed},
         )
-        self._speech_started_ns = None

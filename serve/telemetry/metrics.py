@@ -181,6 +181,19 @@ class EngineMetrics:
             r,
             buckets=LOAD_BUCKETS,
         ).labels(model, engine)
+        self.stream_steps = CounterFamily(
+            "theo_engine_stream_steps",
+            "Streaming-session calls (audio in, hypotheses out) a replica served.",
+            ["model"],
+            r,
+        ).labels(model)
+        self.threads = GaugeFamily(
+            "theo_engine_threads",
+            "CPU threads the replica's engine kernels run with (the `cpu_threads` setting, "
+            "or the CPUs allotted to the replica).",
+            ["model", "engine"],
+            r,
+        ).labels(model, engine)
 
     def exposition(self) -> str:
         return generate_latest(self.registry).decode()

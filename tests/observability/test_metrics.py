@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from serve.local import machine_cpus
 from tests.observability.promtext import Key, delta, samples, scrape, total, value
 from tests.support import clips
 
@@ -87,6 +88,11 @@ def test_request_counts_latency_audio_and_rtf_match_what_was_sent(
         assert value(after, "theo_model_load_seconds_count", model=model, engine="faster-whisper")
         load = value(after, "theo_model_load_seconds_sum", model=model, engine="faster-whisper")
         assert 0.0 < load < 300
+        # the fixture sets cpu_threads: 2; the replica reports what it runs with
+        assert value(after, "theo_engine_threads", model=model, engine="faster-whisper") == 2
+    # WeNet is left at cpu_threads 0: on the local run, every CPU of the machine
+    threads = value(after, "theo_engine_threads", model="wenet-playback", engine="wenet")
+    assert threads == machine_cpus()
 
 
 def test_concurrent_requests_fill_batches(serve_url: str, auth_headers: dict[str, str]) -> None:
@@ -122,6 +128,7 @@ def test_every_documented_family_is_exposed(serve_url: str) -> None:
         "theo_batch_latency_seconds_bucket",
         "theo_queue_depth",
         "theo_model_load_seconds_bucket",
+        "theo_engine_threads",
     ]
     assert set(families) <= names, set(families) - names
     for family in (

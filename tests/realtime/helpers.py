@@ -86,23 +86,39 @@ def finals(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def assert_partials_prefix_finals(events: list[dict[str, Any]]) -> None:
-    """Every partial of a segment extends the previous one and is a prefix of its final."""
+    """Every partial is its stable words then its unstable ones; within a segment the stable
+    words only grow, and they are a prefix of the segment's final. No partial of a segment
+    comes after its final."""
     final_text = {e["segment_id"]: e["text"] for e in finals(events)}
     previous: dict[int, str] = {}
+    done: set[int] = set()
     for event in events:
+        if event["type"] == "transcript.final":
+            done.add(event["segment_id"])
         if event["type"] != "transcript.partial":
             continue
-        segment, text = event["segment_id"], event["text"]
-        assert text.startswith(previous.get(segment, "")), (previous.get(segment), text)
-        previous[segment] = text
+        segment, stable = event["segment_id"], event["stable"]
+        assert segment not in done, ("partial after its final", event)
+        assert event["text"] == " ".join(p for p in (stable, event["unstable"]) if p), event
+        assert stable.startswith(previous.get(segment, "")), (previous.get(segment), stable)
+        previous[segment] = stable
         if segment in final_text:
-            # The last word may still be in progress (CTC partials grow letter by letter).
-            final_words = norm_words(final_text[segment])
-            words = norm_words(text)
-            done, last = words[:-1], words[-1:] or [""]
-            assert final_words[: len(done)] == done, (text, final_text[segment])
-            following = final_words[len(done)] if len(final_words) > len(done) else ""
-            assert following.startswith(last[0]), (text, final_text[segment])
+            words = norm_words(stable)
+            assert norm_words(final_text[segment])[: len(words)] == words, (
+                stable,
+                final_text[segment],
+            )
+
+
+def assert_vad_order(events: list[dict[str, Any]]) -> None:
+    """Speech starts and ends alternate, start first; every final follows a speech start."""
+    vad = [e["type"] for e in events if e["type"] in ("vad.speech_start", "vad.speech_end")]
+    assert vad == ["vad.speech_start", "vad.speech_end"] * (len(vad) // 2), vad
+    starts = 0
+    for event in events:
+        starts += event["type"] == "vad.speech_start"
+        if event["type"] == "transcript.final":
+            assert starts, "a final before any speech start"
 
 
 def assert_monotonic(events: list[dict[str, Any]]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from serve.realtime.agreement import (
     LocalAgreement,
     align_end,
+    commit_point,
     loop_start,
     split_words,
     trim_loop,
@@ -75,3 +76,58 @@ def test_untrusted_hypotheses_confirm_nothing() -> None:
     assert agreement.update(split_words("Concord returned to its place amidst")) == split_words(
         "Concord returned to its place"
     )
+
+
+def test_the_newest_hypothesis_is_split_into_stable_and_unstable_words() -> None:
+    agreement = LocalAgreement()
+    agreement.update(split_words("And so my"))
+    assert (agreement.confirmed, agreement.unstable) == ([], ["And", "so", "my"])
+    agreement.update(split_words("And so my fellow Americans"))
+    assert agreement.confirmed == ["And", "so", "my"]
+    assert agreement.unstable == ["fellow", "Americans"]
+    agreement.update(split_words("and so my fellow american's ask"))
+    assert agreement.unstable == ["american's", "ask"], "the newest decode's own tail"
+
+
+def test_a_limit_holds_confirmation_back() -> None:
+    agreement = LocalAgreement()
+    agreement.limit = 2
+    agreement.update(split_words("one two three four"))
+    assert agreement.update(split_words("one two three four five")) == ["one", "two"]
+    assert agreement.unstable == ["three", "four", "five"]
+    agreement.limit = None
+    assert agreement.update(split_words("one two three four five six")) == [
+        "three",
+        "four",
+        "five",
+    ]
+
+
+def test_commit_point_needs_a_later_decode_that_agrees_and_ends_the_sentence() -> None:
+    up_to_pause = split_words("Ask not what your country can do for you.")
+    rules = {"sentence_end": True, "max_words": 0}
+    # the later decode heard more and still ends the sentence there: commit
+    later = split_words("ask not what your country can do for you. Ask what")
+    assert commit_point(up_to_pause, later, **rules) is True
+    # Whisper ends any audio with a period; the later decode goes on mid-sentence: no commit
+    assert (
+        commit_point(
+            up_to_pause, split_words("Ask not what your country can do for you, ask"), **rules
+        )
+        is False
+    )
+    # it disagrees on a word: no commit
+    assert (
+        commit_point(
+            up_to_pause, split_words("Ask not what our country can do for you. So"), **rules
+        )
+        is False
+    )
+    # not past the pause yet: wait
+    assert commit_point(up_to_pause, split_words("Ask not what your country"), **rules) is None
+    assert commit_point(up_to_pause, up_to_pause, **rules) is None
+    # enough words commit at any pause, sentence or not
+    clause = split_words("Ask not what your country can do for you,")
+    assert commit_point(clause, [*clause, "ask"], sentence_end=False, max_words=9) is True
+    assert commit_point(clause, [*clause, "ask"], sentence_end=True, max_words=10) is False
+    assert commit_point([], ["a"], **rules) is False

@@ -21,6 +21,7 @@ from tests.conftest import API_KEY, WENET_MODEL
 from tests.realtime.helpers import (
     assert_monotonic,
     assert_partials_prefix_finals,
+    assert_vad_order,
     clip_audio,
     finals,
     openai_sdk_transcription,
@@ -81,8 +82,17 @@ async def test_native_mode_contract(serve_url: str, contract_model: str) -> None
         assert all(set(w) == {"word", "start", "end"} for w in final["words"])
     assert kinds.index("vad.speech_start") < kinds.index("transcript.final")
     assert "transcript.partial" in kinds
+    # VAD events never wait for a decode: the speech end comes before the final it causes
+    assert len(kinds) - kinds[::-1].index("vad.speech_end") < len(kinds) - kinds[::-1].index(
+        "transcript.final"
+    )
+    partials = [e for e in events if e["type"] == "transcript.partial"]
+    assert set(partials[0]) >= {"text", "stable", "unstable", "segment_id", "timestamp_ms"}
+    assert any(p["unstable"] for p in partials), "the newest hypothesis is sent at once"
+    assert any(p["stable"] for p in partials), "confirmed words are marked stable"
     assert stream_wer(JFK_TEXT, " ".join(e["text"] for e in got)) <= 0.15
     assert_partials_prefix_finals(events)
+    assert_vad_order(events)
     assert_monotonic(events)
     assert events[-1]["segments_transcribed"] == len(got)
 
@@ -94,19 +104,37 @@ async def test_ctc_partials_arrive_chunk_by_chunk_before_speech_end(serve_url: s
     audio = np.concatenate(
         [silence(0.3), clip_audio("jfk.wav")[: int(16_000 * speech_s)], silence(2.5)]
     )
+    steps_before = await asyncio.to_thread(stream_steps, serve_url)
     events = await run_session(
         realtime_url(serve_url, model=WENET_MODEL, language="en"), audio, 1.0
     )
+    steps = await asyncio.to_thread(stream_steps, serve_url) - steps_before
+    # One engine call per decoding step (640 ms of audio), not per 100 ms audio message.
+    audio_ms = len(audio) // 16
+    assert 4 <= steps <= audio_ms / 640 + 4, (steps, audio_ms)
     kinds = types(events)
     partials = [e for e in events if e["type"] == "transcript.partial"]
     assert len(partials) >= 4, kinds
     assert kinds.index("transcript.partial") < kinds.index("transcript.final")
     texts = [p["text"] for p in partials]
     assert all(b.startswith(a) for a, b in itertools.pairwise(texts)), texts
+    stable = [p["stable"] for p in partials]
+    assert all(b.startswith(a) for a, b in itertools.pairwise(stable)), stable
+    assert stable[-1], "the engine's words get confirmed as the stream goes on"
     assert partials[0]["timestamp_ms"] < 300 + 2000, "first partial early in the speech"
     during_speech = [p for p in partials if p["timestamp_ms"] <= 300 + speech_s * 1000]
     assert len(during_speech) >= 3
     assert finals(events)[0]["text"].startswith("and so my fellow americans ask not")
+
+
+def stream_steps(serve_url: str) -> float:
+    """Streaming calls the WeNet replicas served so far (`theo_engine_stream_steps_total`)."""
+    text = httpx.get(f"{serve_url}/metrics", timeout=30).text
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("theo_engine_stream_steps_total") and WENET_MODEL in line
+    )
 
 
 async def test_openai_mode_contract(serve_url: str, contract_model: str) -> None:
@@ -128,6 +156,11 @@ async def test_openai_mode_contract(serve_url: str, contract_model: str) -> None
             if e.type.endswith("transcription.delta") and e.item_id == item.item_id
         ]
         assert "".join(deltas) == item.transcript
+    unstable = [getattr(e, "unstable", None) for e in received if e.type.endswith(".delta")]
+    assert any(unstable), "deltas carry the newest hypothesis' unconfirmed words"
+    stops = [i for i, k in enumerate(kinds) if k == "input_audio_buffer.speech_stopped"]
+    done = [i for i, k in enumerate(kinds) if k.endswith("transcription.completed")]
+    assert stops and stops[-1] < done[-1], "speech stops before its transcript is done"
     text = " ".join(c.transcript for c in completed)
     assert stream_wer(JFK_TEXT, text) <= 0.15, text
 

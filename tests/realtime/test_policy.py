@@ -58,14 +58,17 @@ async def test_partials_grow_and_are_prefixes_of_the_final(
     partials = []
     for end in np.arange(1.0, len(audio) / 16_000, 0.5):
         text = await policy.partial(audio[: round(end * 16_000)], REQUEST)
-        if text is not None:
-            partials.append(text)
-    assert len(partials) >= 2, partials
-    assert all(b.startswith(a) for a, b in itertools.pairwise(partials))
+        assert text is not None, "every decode is sent as the newest hypothesis"
+        partials.append(text)
+    assert partials[0].text and not partials[0].stable, "the first decode: unstable text"
+    stable = [p.stable for p in partials]
+    assert stable[-1], stable
+    assert all(b.startswith(a) for a, b in itertools.pairwise(stable)), stable
+    assert all(p.text == " ".join(x for x in (p.stable, p.unstable) if x) for p in partials)
     final = policy.finish(await policy.decode_final(audio, REQUEST), offset_ms=1000)
     assert final is not None
     for partial in partials:
-        assert final.text.startswith(partial)
+        assert final.text.startswith(partial.stable)
     assert stream_wer(clip_text(name), final.text) <= 0.15
     assert len(final.words) == len(final.text.split())
     assert 1000 <= final.start_ms < final.end_ms <= 1000 + len(audio) // 16
@@ -84,8 +87,9 @@ async def test_no_text_from_silence_or_noise(
         (np.cumsum(rng.normal(0, 0.01, 48_000)) / 30).astype(np.float32),
     ):
         policy.open_segment()
-        assert await policy.partial(audio[:24_000], REQUEST) is None
-        assert await policy.partial(audio, REQUEST) is None
+        for part in (audio[:24_000], audio):
+            text = await policy.partial(part, REQUEST)
+            assert text is not None and not text.text, text
         assert policy.finish(await policy.decode_final(audio, REQUEST), 0) is None
 
 

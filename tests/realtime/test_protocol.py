@@ -16,6 +16,7 @@ from serve.realtime.events import (
     FinalTranscript,
     PartialTranscript,
     Problem,
+    SegmentClosed,
     SegmentDone,
     SegmentFailed,
     SessionEnded,
@@ -92,22 +93,40 @@ FINAL = FinalTranscript(
 def test_native_rendering_of_a_segment() -> None:
     events = [
         *render_native(SpeechStarted(600, 100)),
-        *render_native(PartialTranscript(0, "I am", 1500)),
-        *render_native(SegmentDone(0, FINAL, 2400, 2100)),
-        *render_native(SegmentFailed(1, "boom", None, 3000)),
+        *render_native(PartialTranscript(0, "", "I", 1000)),
+        *render_native(PartialTranscript(0, "I am", "from the", 1500)),
+        *render_native(SegmentClosed(2400, 2100)),
+        *render_native(SegmentDone(0, FINAL, 2100)),
+        *render_native(SegmentClosed(None, 2600)),
+        *render_native(SegmentFailed(1, "boom", 3000)),
         *render_native(SessionEnded("client_request", 3000, 1)),
     ]
     dumped = [dump(e) for e in events]
     assert [d["type"] for d in dumped] == [
         "vad.speech_start",
         "transcript.partial",
-        "transcript.final",
+        "transcript.partial",
         "vad.speech_end",
+        "transcript.final",
         "error",
         "session.closed",
     ]
-    assert dumped[2]["words"][1] == {"word": "am", "start": 0.2, "end": 0.4}
-    assert dumped[4]["recoverable"] is True and dumped[4]["code"] == "engine_unavailable"
+    assert dumped[1] | {} == {
+        "type": "transcript.partial",
+        "text": "I",
+        "stable": "",
+        "unstable": "I",
+        "segment_id": 0,
+        "timestamp_ms": 1000,
+    }
+    assert (dumped[2]["text"], dumped[2]["stable"], dumped[2]["unstable"]) == (
+        "I am from the",
+        "I am",
+        "from the",
+    )
+    assert dumped[3]["timestamp_ms"] == 2400, "a commit or split closes without a speech end"
+    assert dumped[4]["words"][1] == {"word": "am", "start": 0.2, "end": 0.4}
+    assert dumped[5]["recoverable"] is True and dumped[5]["code"] == "engine_unavailable"
     for d in dumped:
         assert SERVER_EVENTS.validate_python(d).type == d["type"]
 
@@ -116,34 +135,51 @@ def test_openai_rendering_deltas_concatenate_and_validate_with_the_sdk() -> None
     renderer = OpenAIRenderer()
     out = [
         *renderer.render(SpeechStarted(600, 100)),
-        *renderer.render(PartialTranscript(0, "I am", 1500)),
-        *renderer.render(PartialTranscript(0, "I am from", 1800)),
-        *renderer.render(SegmentDone(0, FINAL, 2400, 2100)),
+        *renderer.render(PartialTranscript(0, "", "I", 1000)),
+        *renderer.render(PartialTranscript(0, "I am", "from", 1500)),
+        *renderer.render(PartialTranscript(0, "I am", "from", 1600)),
+        *renderer.render(PartialTranscript(0, "I am from", "", 1800)),
+        *renderer.render(SegmentClosed(2400, 2100)),
         *renderer.render(SpeechStarted(3000, 2500)),
-        *renderer.render(SegmentDone(1, None, 3600, 3300)),
-        *renderer.render(SegmentFailed(1, "engine down", None, 5000)),
+        *renderer.render(SegmentDone(0, FINAL, 2100)),
+        *renderer.render(PartialTranscript(1, "", "Hm", 3400)),
+        *renderer.render(SegmentClosed(3600, 3300)),
+        *renderer.render(PartialTranscript(1, "", "", 3600)),
+        *renderer.render(SegmentDone(1, None, 3300)),
+        *renderer.render(SegmentClosed(None, 5000)),
+        *renderer.render(SegmentFailed(1, "engine down", 5000)),
         *renderer.render(Problem("invalid_audio", "bad base64", True, "audio", "evt_1")),
     ]
     kinds = [e["type"] for e in out]
-    assert kinds[:8] == [
+    delta = "conversation.item.input_audio_transcription.delta"
+    assert kinds[:9] == [
         "input_audio_buffer.speech_started",
-        "conversation.item.input_audio_transcription.delta",
-        "conversation.item.input_audio_transcription.delta",
+        delta,
+        delta,
+        delta,
         "input_audio_buffer.speech_stopped",
         "input_audio_buffer.committed",
-        "conversation.item.input_audio_transcription.delta",
-        "conversation.item.input_audio_transcription.completed",
         "input_audio_buffer.speech_started",
-    ]
+        delta,
+        "conversation.item.input_audio_transcription.completed",
+    ], "speech stops and the item is committed when VAD says so, before its transcript"
     first_item = out[0]["item_id"]
-    deltas = [e["delta"] for e in out[:7] if e["type"].endswith(".delta")]
-    assert "".join(deltas) == out[6]["transcript"] == FINAL.text
-    assert {e.get("item_id") for e in out[:7]} == {first_item}
-    second = [e for e in out if e.get("item_id") == out[7]["item_id"]]
-    assert second[-1]["transcript"] == "" and out[7]["item_id"] != first_item
+    deltas = [e for e in out[:9] if e["type"] == delta]
+    assert [(e["delta"], e.get("unstable")) for e in deltas] == [
+        ("", "I"),
+        ("I am", " from"),
+        (" from", ""),
+        (" the cutter.", None),
+    ], "stable words as append-only deltas, the unstable tail to show after them"
+    assert "".join(e["delta"] for e in deltas) == out[8]["transcript"] == FINAL.text
+    assert {e.get("item_id") for e in out[:6]} | {out[8]["item_id"]} == {first_item}
+    second = out[6]["item_id"]
+    assert second != first_item
+    assert [e for e in out if e.get("item_id") == second][-1]["transcript"] == ""
     committed = [e for e in out if e["type"] == "input_audio_buffer.committed"]
     assert committed[1]["previous_item_id"] == first_item
     assert kinds[-2:] == ["conversation.item.input_audio_transcription.failed", "error"]
+    assert out[-2]["item_id"] == committed[2]["item_id"]
     for event in out:
         parsed = SDK_EVENTS.validate_python(event)
         assert parsed.type == event["type"]

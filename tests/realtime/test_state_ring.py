@@ -80,25 +80,50 @@ def test_fence_only_moves_forward_and_not_past_the_writer() -> None:
     assert ring.fence == 4
 
 
-async def test_partial_gate_limits_and_wakes_waiters() -> None:
+async def test_partial_rounds_give_every_waiting_session_a_turn_together() -> None:
+    import asyncio
+
+    from serve.realtime.gate import PartialGate
+
+    gate = PartialGate(limit=3)
+    a, b, c, d = (asyncio.Event() for _ in range(4))
+    assert gate.try_acquire(a), "alone: a round of one at once"
+    assert not gate.try_acquire(b) and not gate.try_acquire(c) and not gate.try_acquire(d)
+    assert gate.waiting == 3 and not b.is_set()
+    gate.release()
+    # the next round: the three waiting sessions together (their decodes share a batch)
+    assert b.is_set() and c.is_set() and d.is_set() and gate.rounds == 2
+    assert gate.try_acquire(b) and gate.try_acquire(d)
+    assert not gate.try_acquire(a), "a session that had a turn waits for the next round"
+    gate.withdraw(c)  # c's segment ended before it took its turn
+    gate.release()
+    assert not a.is_set(), "the round ends only when all its decodes are done"
+    gate.release()
+    assert a.is_set() and gate.try_acquire(a) and gate.busy == 1
+
+
+async def test_rounds_are_capped_and_the_longest_waiting_go_first() -> None:
     import asyncio
 
     from serve.realtime.gate import PartialGate
 
     gate = PartialGate(limit=2)
-    a, b, c = asyncio.Event(), asyncio.Event(), asyncio.Event()
-    assert gate.try_acquire(a) and gate.try_acquire(b)
-    assert not gate.try_acquire(c) and not c.is_set()
+    first = asyncio.Event()
+    assert gate.try_acquire(first)
+    queue = [asyncio.Event() for _ in range(3)]
+    for wake in queue:
+        assert not gate.try_acquire(wake)
     gate.release()
-    assert c.is_set(), "a waiting session is woken when a slot frees"
-    assert gate.try_acquire(c) and gate.busy == 2
-    gate.forget(c)
+    assert [w.is_set() for w in queue] == [True, True, False]
+    assert gate.try_acquire(queue[0]) and gate.try_acquire(queue[1])
+    late = asyncio.Event()
+    assert not gate.try_acquire(first) and not gate.try_acquire(late)
     gate.release()
     gate.release()
-    assert gate.busy == 0
+    assert queue[2].is_set() and first.is_set() and not late.is_set(), "the longest waiting first"
 
 
-async def test_finals_close_the_partial_gate_until_they_are_done() -> None:
+async def test_finals_hold_back_new_rounds_until_they_are_done() -> None:
     import asyncio
 
     from serve.realtime.gate import PartialGate
@@ -112,3 +137,22 @@ async def test_finals_close_the_partial_gate_until_they_are_done() -> None:
     assert not wake.is_set() and not gate.try_acquire(wake)
     gate.final_done()
     assert wake.is_set() and gate.try_acquire(wake)
+
+
+async def test_an_untaken_turn_lapses(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from serve.realtime import gate as gates
+
+    monkeypatch.setattr(gates, "GRANT_TTL_S", 0.05)
+    gate = gates.PartialGate(limit=2)
+    a, b = asyncio.Event(), asyncio.Event()
+    assert gate.try_acquire(a)
+    assert not gate.try_acquire(b)
+    gate.release()
+    assert b.is_set()
+    loop = asyncio.get_running_loop()
+    expired = loop.create_future()
+    loop.call_later(gates.GRANT_TTL_S + 0.2, expired.set_result, None)
+    await expired
+    assert gate.try_acquire(a), "b never took its turn: a new round could start"

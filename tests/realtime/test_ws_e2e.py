@@ -22,6 +22,7 @@ from tests.conftest import API_KEY
 from tests.realtime.helpers import (
     assert_monotonic,
     assert_partials_prefix_finals,
+    assert_vad_order,
     clip_audio,
     clip_text,
     collapse,
@@ -82,14 +83,13 @@ async def test_clip_event_order_wer_partials_and_times(
     events = await stream_clip(ws_url, headers, audio, speed)
     groups = utterances(events)
     assert groups
-    for group in groups:
-        assert group in (
-            ["vad.speech_start", "transcript.partial", "transcript.final", "vad.speech_end"],
-            ["vad.speech_start", "transcript.final", "vad.speech_end"],
-        ), group
+    assert_vad_order(events)
     if speed == 1.0:
-        with_partials = [g for g in groups if "transcript.partial" in g]
-        assert with_partials, f"partials before finals at real time: {groups}"
+        partials = [e for e in events if e["type"] == "transcript.partial"]
+        assert partials, f"partials before finals at real time: {groups}"
+        first = partials[0]
+        assert first["unstable"] and not first["stable"], "the first decode is shown at once"
+        assert any(p["stable"] for p in partials), "words get confirmed"
     else:
         assert "session.rate_limit" in types(events), "4x real time is told to slow down"
     text = " ".join(e["text"] for e in finals(events))
@@ -315,6 +315,8 @@ async def test_openai_sdk_transcription_mode(serve_url: str) -> None:
     completed = received[-1]
     deltas = [e.delta for e in received if e.type.endswith(".delta")]
     assert "".join(deltas) == completed.transcript
+    unstable = [getattr(e, "unstable", None) for e in received if e.type.endswith(".delta")]
+    assert any(unstable), "partials' unconfirmed words ride along as `unstable`"
     assert stream_wer(clip_text(name), completed.transcript) <= 0.15
     items = {getattr(e, "item_id", None) for e in received[2:]} - {None}
     assert items == {completed.item_id}

@@ -13,10 +13,10 @@ import pytest
 
 from tests.conftest import API_KEY
 from tests.pulse import VirtualMicrophone
-from tests.realtime.helpers import stream_wer
+from tests.realtime.helpers import norm_words, stream_wer
 from tests.support import clips, wer
 from tests.ui.firefox import firefox, wait_until
-from tests.ui.test_page import MODEL, WATCH
+from tests.ui.test_page import MODEL, WATCH, assert_partial_styles
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 CLIP = "6930-75918-0000.wav"
@@ -56,6 +56,16 @@ def shown(browser: Any) -> dict[str, Any]:
     )
 
 
+def finals_text(browser: Any) -> str:
+    return str(
+        js(
+            browser,
+            "return [...document.querySelectorAll('#transcript li.final .text')]"
+            ".map(e => e.textContent).join(' ')",
+        )
+    )
+
+
 def open_page(browser: Any, serve_url: str) -> None:
     """Load the page and enter the API key (the tab may remember it from an earlier test)."""
     from marionette_driver.by import By
@@ -91,18 +101,19 @@ def test_firefox_microphone_to_partials_and_finals(
 
     def done() -> bool:
         now = shown(browser)
-        finals = js(
-            browser,
-            "return [...document.querySelectorAll('#transcript li.final .text')]"
-            ".map(e => e.textContent).join(' ')",
+        return (
+            now["vad"] == "listening" and stream_wer(clip.transcript, finals_text(browser)) <= 0.15
         )
-        return now["vad"] == "listening" and stream_wer(clip.transcript, finals) <= 0.15
 
     wait_until(done, 30, lambda: str(shown(browser)))
     assert screenshot(browser, "ui-firefox-microphone").stat().st_size > 0
     seen = shown(browser)["seen"]
     assert seen["states"][:3] == ["connecting", "listening", "speech"], seen["states"]
     assert seen["maxPartials"] <= 1, "a partial is replaced in place, never repeated"
+    assert_partial_styles(seen)
+    final_words = norm_words(finals_text(browser))
+    for partial in seen["partials"]:
+        assert final_words[: len(norm_words(partial["stable"]))] == norm_words(partial["stable"])
     browser.find_element(By.ID, "mic").click()
     wait_until(lambda: shown(browser)["vad"] == "off", 20, lambda: str(shown(browser)))
     assert not shown(browser)["error"]

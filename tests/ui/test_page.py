@@ -25,7 +25,8 @@ FINAL_TIME = re.compile(rf"^\d\d:\d\d\.\d {EN_DASH} \d\d:\d\d\.\d$")
 
 # Records, from inside the page, every partial line and VAD state the page shows.
 WATCH = """() => {
-  window.__seen = { partials: [], states: [], maxPartials: 0 };
+  window.__seen = { partials: [], states: [], maxPartials: 0, styles: null };
+  const look = (e) => { const s = getComputedStyle(e); return [s.color, s.fontStyle]; };
   const list = document.getElementById("transcript");
   const vad = document.getElementById("vad");
   new MutationObserver(() => {
@@ -33,9 +34,17 @@ WATCH = """() => {
     window.__seen.maxPartials = Math.max(window.__seen.maxPartials, partials.length);
     for (const item of partials) {
       const text = item.querySelector(".text").textContent;
+      const stable = item.querySelector(".stable")?.textContent ?? "";
+      const unstable = item.querySelector(".unstable")?.textContent ?? "";
       const last = window.__seen.partials.at(-1);
       if (!last || last.text !== text) {
-        window.__seen.partials.push({ segment: item.dataset.segment, text });
+        window.__seen.partials.push({ segment: item.dataset.segment, text, stable, unstable });
+      }
+      if (unstable && !window.__seen.styles) {
+        window.__seen.styles = {
+          stable: look(item.querySelector(".stable")),
+          unstable: look(item.querySelector(".unstable")),
+        };
       }
     }
   }).observe(list, { childList: true, subtree: true, characterData: true });
@@ -45,6 +54,18 @@ WATCH = """() => {
     }
   }).observe(vad, { attributes: true, attributeFilter: ["data-state"] });
 }"""
+
+
+STABLE_STYLE = ["rgb(27, 31, 36)", "normal"]
+UNSTABLE_STYLE = ["rgb(106, 115, 125)", "italic"]
+
+
+def assert_partial_styles(seen: dict[str, Any]) -> None:
+    """Unstable words were shown, greyed and in italics (AA contrast); stable words look as
+    finals do."""
+    assert seen["styles"], f"no partial with unstable words was shown: {seen['partials']}"
+    assert seen["styles"]["unstable"] == UNSTABLE_STYLE, seen["styles"]
+    assert seen["styles"]["stable"] == STABLE_STYLE, seen["styles"]
 
 
 def state(page: Any) -> dict[str, Any]:
@@ -103,10 +124,6 @@ def test_microphone_streams_partials_and_finals(page: Any, screenshot: Any) -> N
         partial.first.wait_for(timeout=30_000)
     except Exception as exc:
         raise AssertionError(f"no partial in 30 s; the page showed {state(page)}") from exc
-    style = partial.first.locator(".text").evaluate(
-        "e => { const s = getComputedStyle(e); return [s.color, s.fontStyle]; }"
-    )
-    assert style == ["rgb(106, 115, 125)", "italic"], "partials are greyed (AA contrast)"
     live_shot = screenshot(page, "ui-microphone-partial")
 
     reference = clips()["jfk.wav"].transcript
@@ -132,9 +149,13 @@ def test_microphone_streams_partials_and_finals(page: Any, screenshot: Any) -> N
         item.get_attribute("data-segment"): norm_words(item.locator(".text").inner_text())
         for item in finals.all()
     }
+    assert_partial_styles(seen)
     for shown in seen["partials"]:
-        words = norm_words(shown["text"])
+        words = norm_words(shown["stable"])
         assert final_words[shown["segment"]][: len(words)] == words, (shown, final_words)
+        assert shown["text"].startswith(shown["stable"]) and shown["text"].endswith(
+            shown["unstable"]
+        )
     assert seen["states"][:3] == ["connecting", "listening", "speech"], seen["states"]
     assert seen["states"][-1] == "listening"
 

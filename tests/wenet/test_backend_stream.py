@@ -45,6 +45,30 @@ def test_a_partial_after_each_chunk_from_the_first(
     assert jfk_backend.get_stream("chunks") is None
 
 
+def test_each_step_says_how_much_audio_the_next_chunk_needs(
+    jfk_backend: WenetBackend, jfk_audio: np.ndarray
+) -> None:
+    """A caller that sends exactly what the engine asks for gets a partial every call: one
+    call per encoder chunk, however the audio arrived."""
+    stream = jfk_backend.open_stream("needs", TranscribeOptions())
+    assert jfk_backend.samples_needed(stream) == FIRST_CHUNK_SAMPLES
+    step = jfk_backend.step(stream, jfk_audio[:1000])
+    assert step.segments == [] and step.needed_samples == FIRST_CHUNK_SAMPLES - 1000
+    position, calls = 1000, 0
+    while True:
+        needed = step.needed_samples
+        assert needed is not None and needed > 0
+        if position + needed > len(jfk_audio):
+            break
+        step = jfk_backend.step(stream, jfk_audio[position : position + needed])
+        position += needed
+        calls += 1
+        assert len(step.segments) == 1, (calls, step)
+        assert step.needed_samples == CHUNK_SAMPLES
+    assert calls == stream.stats.chunks == 17
+    jfk_backend.close_stream(stream)
+
+
 def test_small_pieces_give_one_partial_per_encoder_chunk(
     jfk_backend: WenetBackend, jfk_audio: np.ndarray
 ) -> None:

@@ -78,7 +78,18 @@ async function loadModels() {
 // -- microphone -------------------------------------------------------------------------------
 const view = new TranscriptView($("transcript"));
 let live = null;
-let speechStartMs = null;
+// Where the utterances seen so far started, and where the last final ended: a partial's line
+// is timed from the later of its utterance's start and the previous final (the VAD's events
+// come as they happen, so the next utterance may start before the last one's final).
+let speechStarts = [];
+let lastFinalEndMs = null;
+
+function partialStart(event) {
+  const starts = speechStarts.filter((start) => start <= event.timestamp_ms);
+  const start = starts.length ? starts[starts.length - 1] : null;
+  if (lastFinalEndMs !== null && (start === null || lastFinalEndMs > start)) return lastFinalEndMs;
+  return start;
+}
 
 function onEvent(event) {
   switch (event.type) {
@@ -87,18 +98,17 @@ function onEvent(event) {
       setVad("listening");
       break;
     case "vad.speech_start":
-      speechStartMs = event.timestamp_ms;
+      speechStarts = [...speechStarts.slice(-7), event.timestamp_ms];
       setVad("speech");
       break;
     case "session.hold":
       setVad("hold");
       break;
     case "transcript.partial":
-      setVad("speech");
-      view.showPartial(event, speechStartMs);
+      view.showPartial(event, partialStart(event));
       break;
     case "transcript.final":
-      speechStartMs = null;
+      lastFinalEndMs = event.end_ms;
       view.showFinal(event);
       break;
     case "session.rate_limit":
@@ -159,6 +169,8 @@ async function startLive() {
   }
   const url = realtimeUrl({ apiKey: settings.apiKey(), model, language: settings.language() });
   const config = { input_sample_rate: current.microphone.rate, hot_words: settings.hotWords() };
+  speechStarts = [];
+  lastFinalEndMs = null;
   current.session = new LiveSession(url, config, {
     onEvent,
     onError: (message, fatal) => {

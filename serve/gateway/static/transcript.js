@@ -1,5 +1,6 @@
 // The live transcript list: finals as lines with their stream times, and the open
-// utterance's partial as a greyed last line that each new partial replaces in place.
+// utterance's partial as the last line, replaced in place by each new partial: its stable
+// words (confirmed, kept by the final) as they are, its unstable tail greyed.
 
 export function clock(ms) {
   const total = Math.max(0, ms) / 1000;
@@ -20,24 +21,39 @@ function line(className, timeText, text) {
   return item;
 }
 
+function fillPartial(span, stableText, unstableText) {
+  const stable = document.createElement("span");
+  stable.className = "stable";
+  stable.textContent = stableText;
+  const unstable = document.createElement("span");
+  unstable.className = "unstable";
+  unstable.textContent = unstableText;
+  const gap = stableText && unstableText ? " " : "";
+  span.replaceChildren(stable, gap, unstable);
+}
+
 export class TranscriptView {
   constructor(list) {
     this.list = list;
     this.partial = null;
   }
 
-  // `startMs`: where the utterance's speech started (vad.speech_start), when known.
+  // `startMs`: where the utterance's speech started (vad.speech_start), when known. An empty
+  // partial takes back what was shown (the utterance held no speech after all).
   showPartial(event, startMs) {
+    if (!event.text) {
+      this.dropPartial();
+      return;
+    }
     const timeText = `${clock(startMs ?? event.timestamp_ms)} – …`;
     if (!this.partial) {
-      this.partial = line("partial", timeText, event.text);
+      this.partial = line("partial", timeText, "");
       this.partial.setAttribute("aria-hidden", "true");
-      this.partial.dataset.segment = String(event.segment_id);
       this.list.append(this.partial);
-    } else {
-      this.partial.querySelector("time").textContent = timeText;
-      this.partial.querySelector(".text").textContent = event.text;
     }
+    this.partial.dataset.segment = String(event.segment_id);
+    this.partial.querySelector("time").textContent = timeText;
+    fillPartial(this.partial.querySelector(".text"), event.stable ?? event.text, event.unstable ?? "");
     this.scroll();
   }
 
