@@ -1,5 +1,6 @@
 """How the CLI shows a live transcript: on a terminal the open utterance's partial is one
-updating (dim) line and each final replaces it on a line of its own; into a pipe or a file only
+updating line (its stable words plain, its unstable tail dim) and each final replaces it on a
+line of its own; into a pipe or a file only
 the finals are written, one per line."""
 
 from __future__ import annotations
@@ -38,11 +39,16 @@ class TranscriptPrinter:
         """Live partials only when `out` is a terminal."""
         return cls(out, live=out.isatty(), timestamps=timestamps)
 
-    def partial(self, text: str) -> None:
+    def partial(self, stable: str, unstable: str) -> None:
+        """Stable words never change within the utterance; the unstable tail may."""
         if not self.live:
             return
+        stable, unstable = stable.strip(), unstable.strip()
         width = shutil.get_terminal_size().columns
-        self.out.write(f"{CLEAR_LINE}{DIM}{fit(text.strip(), width)}{RESET}")
+        shown = fit(" ".join(part for part in (stable, unstable) if part), width)
+        tail = min(len(unstable), len(shown))
+        head = shown[: len(shown) - tail]
+        self.out.write(f"{CLEAR_LINE}{head}{DIM}{shown[len(shown) - tail :]}{RESET}")
         self.out.flush()
         self._partial_shown = True
 

@@ -114,7 +114,7 @@ class EventPump:
     def handle(self, event: dict[str, Any]) -> None:
         kind = event["type"]
         if kind == "transcript.partial":
-            self.printer.partial(event["text"])
+            self.printer.partial(event.get("stable", ""), event.get("unstable", event["text"]))
         elif kind == "transcript.final":
             self.summary.finals.append(event)
             self.printer.final(event["text"], event["start_ms"], event["end_ms"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import itertools
 import json
 import os
 import signal
@@ -258,9 +259,15 @@ async def test_realtime_native_partials_key_by_key_then_the_final(dtmf_url: str)
     assert [w["word"] for w in final["words"]] == list(group)
     partials = [e for e in events if e["type"] == "transcript.partial"]
     texts = [p["text"] for p in partials]
-    # Key by key; keys pressed within one engine call share a partial.
+    # Key by key; keys pressed within one engine call share a partial. A partial repeats the
+    # text before it only to mark more of it stable; stable words are never taken back.
     prefixes = [spaced(group[:n]) for n in range(1, len(group) + 1)]
-    assert texts == sorted(set(texts), key=prefixes.index) and texts[-1] == spaced(group)
+    distinct = [text for i, text in enumerate(texts) if i == 0 or text != texts[i - 1]]
+    assert distinct == sorted(set(distinct), key=prefixes.index) and texts[-1] == spaced(group)
+    for before, after in itertools.pairwise(partials):
+        assert after["stable"].startswith(before["stable"]), (before, after)
+        if after["text"] == before["text"]:
+            assert len(after["stable"]) > len(before["stable"]), (before, after)
     assert len(texts) >= 3, texts
     last_key_end_ms = presses[-1][2] * 1000
     assert partials[0]["timestamp_ms"] < last_key_end_ms, "partials come while dialling"
