@@ -156,6 +156,11 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         payloads = [(wav_bytes(a), len(a) / 16_000) for a in audios]
         served_throughput(url, payloads[:4], 4)  # warm
+        print(
+            f"served: whisper-tiny.en engine threads {engine_threads(url, 'whisper-tiny.en')} "
+            f"(theo_engine_threads; --threads {args.threads}, 0 = the CPUs it is given)",
+            flush=True,
+        )
         served = {}
         for clients in (1, 4, 16):
             served[clients] = served_throughput(url, payloads, clients)
@@ -170,6 +175,16 @@ def main() -> None:
     print(f"served@16 / bare per request = {served[16] / bare:5.2f}  (target >= 0.8)")
     print(f"served@16 / bare joined      = {served[16] / joined:5.2f}")
     print(f"served@16 / served@1 = {served[16] / served[1]:5.2f}  (target >= 2.0)")
+
+
+def engine_threads(url: str, model: str) -> int:
+    """What the engine replica reports it runs with (`theo_engine_threads`)."""
+    import httpx
+
+    for line in httpx.get(f"{url}/metrics", timeout=30).text.splitlines():
+        if line.startswith("theo_engine_threads") and f'model="{model}"' in line:
+            return round(float(line.split()[-1]))
+    raise RuntimeError("the service reports no theo_engine_threads")
 
 
 def long_form(url: str, payloads: list[tuple[bytes, float]]) -> None:
