@@ -105,6 +105,29 @@ def serve_url(models_dir: Path, report: Callable[[str], None]) -> Iterator[str]:
         local.shutdown()
 
 
+def metric_total(exposition: str, name: str, model: str) -> float:
+    """The sum of a metric's samples for one model in a Prometheus text exposition."""
+    return sum(
+        float(line.split()[-1])
+        for line in exposition.splitlines()
+        if line.startswith(name) and f'model="{model}"' in line
+    )
+
+
+@pytest.fixture(scope="session")
+def wenet_stream_steps(serve_url: str) -> Callable[[], float]:
+    """Streaming steps the WeNet test model's replicas served so far
+    (`theo_engine_stream_steps_total`). The local run has one replica, and the gateway's
+    `/metrics` includes its exposition."""
+    import httpx
+
+    def read() -> float:
+        text = httpx.get(f"{serve_url}/metrics", timeout=30).text
+        return metric_total(text, "theo_engine_stream_steps_total", WENET_MODEL)
+
+    return read
+
+
 @pytest.fixture(scope="session")
 def auth_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {API_KEY}"}

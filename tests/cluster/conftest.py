@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,11 @@ import pytest
 from serve.local import free_port, wait_healthy
 from tests.cluster import deployment
 from tests.cluster.deployment import Deployed
+from tests.conftest import WENET_MODEL, metric_total
+
+RAY_EXPORT_INTERVAL_S = 10.0
+"""How often Ray exports a worker's `ray.util.metrics` to its node's metrics port (Ray's
+`metrics_report_interval_ms` default, which the chart keeps)."""
 
 
 @pytest.fixture(scope="package")
@@ -45,3 +50,32 @@ def deployed(models_dir: Path, request: pytest.FixtureRequest) -> Iterator[Deplo
 def serve_url(deployed: Deployed) -> str:
     """Overrides the local run's `serve_url` (tests/conftest.py) for the tests collected here."""
     return deployed.url
+
+
+@pytest.fixture(scope="package")
+def wenet_stream_steps(deployed: Deployed) -> Callable[[], float]:
+    """Streaming steps the WeNet replicas served so far, summed over every WeNet pod's Ray
+    metrics port (the chart's PodMonitor path: `ray_theo_engine_stream_steps_total`). The
+    gateway's `/metrics` would show one replica's count, and a session's sticky replica may be
+    the other one. A reading is returned once it held still across one export interval."""
+    import httpx
+
+    def read() -> float:
+        return sum(
+            metric_total(
+                httpx.get(node.metrics_url, timeout=30).text,
+                "ray_theo_engine_stream_steps_total",
+                WENET_MODEL,
+            )
+            for node in deployed.cluster.group("wenet")
+        )
+
+    def settled() -> float:
+        value = read()
+        while True:
+            time.sleep(RAY_EXPORT_INTERVAL_S + 1)
+            value, before = read(), value
+            if value == before:
+                return value
+
+    return settled

@@ -108,6 +108,8 @@ class Node:
     process: subprocess.Popen[bytes]
     log: Path
     serve_port: int
+    metrics_url: str
+    """Ray's metrics port: what the chart's PodMonitor scrapes (`ray_theo_*`)."""
     node_id: str = ""
     started_at: float = field(default_factory=time.monotonic)
     restarts: int = 0
@@ -198,7 +200,9 @@ class Cluster:
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
 
-    def _command(self, shape: PodShape, name: str, temp_dir: Path, ip: str) -> list[str]:
+    def _command(
+        self, shape: PodShape, name: str, temp_dir: Path, ip: str, metrics_port: int
+    ) -> list[str]:
         ray = str(environment(shape.image) / "bin" / "ray")
         command = [ray, "start", "--block", f"--node-name={name}", f"--temp-dir={temp_dir}"]
         for key, value in shape.params.items():
@@ -213,7 +217,7 @@ class Cluster:
             "dashboard-agent-listen-port": free_port(ip),
             "dashboard-agent-grpc-port": free_port(ip),
             "runtime-env-agent-port": free_port(ip),
-            "metrics-export-port": free_port(ip),
+            "metrics-export-port": metrics_port,
             "min-worker-port": 0,
             "max-worker-port": 0,
         }
@@ -258,16 +262,17 @@ class Cluster:
         serve_port = self.head_proxy_port if group == HEAD else free_port()
         ip = self.head_ip if group == HEAD else self._next_ip()
         log = self.root / f"{name}.log"
+        metrics_port = free_port(ip)
         with log.open("ab") as out:
             process = subprocess.Popen(
-                self._command(shape, name, temp_dir, ip),
+                self._command(shape, name, temp_dir, ip, metrics_port),
                 env=self._environment(shape, serve_port),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        node = Node(name, shape, process, log, serve_port)
+        node = Node(name, shape, process, log, serve_port, f"http://{ip}:{metrics_port}/metrics")
         self.nodes.append(node)
         return node
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,18 +98,20 @@ async def test_native_mode_contract(serve_url: str, contract_model: str) -> None
     assert events[-1]["segments_transcribed"] == len(got)
 
 
-async def test_ctc_partials_arrive_chunk_by_chunk_before_speech_end(serve_url: str) -> None:
+async def test_ctc_partials_arrive_chunk_by_chunk_before_speech_end(
+    serve_url: str, wenet_stream_steps: Callable[[], float]
+) -> None:
     """Native partials: one per processed engine chunk (640 ms of audio at chunk 16), each
     extending the last, while the speaker is still speaking, before the final."""
     speech_s = 5.0
     audio = np.concatenate(
         [silence(0.3), clip_audio("jfk.wav")[: int(16_000 * speech_s)], silence(2.5)]
     )
-    steps_before = await asyncio.to_thread(stream_steps, serve_url)
+    steps_before = await asyncio.to_thread(wenet_stream_steps)
     events = await run_session(
         realtime_url(serve_url, model=WENET_MODEL, language="en"), audio, 1.0
     )
-    steps = await asyncio.to_thread(stream_steps, serve_url) - steps_before
+    steps = await asyncio.to_thread(wenet_stream_steps) - steps_before
     # One engine call per decoding step (640 ms of audio), not per 100 ms audio message.
     audio_ms = len(audio) // 16
     assert 4 <= steps <= audio_ms / 640 + 4, (steps, audio_ms)
@@ -125,16 +128,6 @@ async def test_ctc_partials_arrive_chunk_by_chunk_before_speech_end(serve_url: s
     during_speech = [p for p in partials if p["timestamp_ms"] <= 300 + speech_s * 1000]
     assert len(during_speech) >= 3
     assert finals(events)[0]["text"].startswith("and so my fellow americans ask not")
-
-
-def stream_steps(serve_url: str) -> float:
-    """Streaming calls the WeNet replicas served so far (`theo_engine_stream_steps_total`)."""
-    text = httpx.get(f"{serve_url}/metrics", timeout=30).text
-    return sum(
-        float(line.split()[-1])
-        for line in text.splitlines()
-        if line.startswith("theo_engine_stream_steps_total") and WENET_MODEL in line
-    )
 
 
 async def test_openai_mode_contract(serve_url: str, contract_model: str) -> None:
