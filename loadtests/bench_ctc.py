@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from process_cpu import serve_cpu_seconds
 
 from serve.audio import decode_audio_bytes
 
@@ -45,7 +46,6 @@ JFK_WORDS = (
 """What the playback model says over jfk.wav's speech (the default clip)."""
 TARGETS_MS = {8: 100.0, 16: 150.0}
 ENGINE_PROCESS = "ray::ServeReplica:theo:wenet-"
-SERVER_PROCESSES = ("ray::ServeReplica:theo:", "ray::ProxyActor")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -74,35 +74,8 @@ def engine_chunks(model_dir: Path, audio: np.ndarray, quantized: bool) -> None:
 
 
 def cpu_seconds() -> tuple[float, float]:
-    """(engine replica, every Serve replica and proxy) CPU seconds so far, from /proc, of the
-    processes this run started."""
-    tick = os.sysconf("SC_CLK_TCK")
-    parents: dict[int, int] = {}
-    cpu: dict[int, tuple[str, float]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            title = (entry / "cmdline").read_bytes().split(b"\0")[0].decode(errors="ignore")
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(entry.name)
-        parents[pid] = int(fields[1])
-        if title.startswith(SERVER_PROCESSES):
-            cpu[pid] = (title, (int(fields[11]) + int(fields[12])) / tick)
-    me = os.getpid()
-
-    def mine(pid: int) -> bool:
-        while pid > 1:
-            if pid == me:
-                return True
-            pid = parents.get(pid, 0)
-        return False
-
-    ours = [value for pid, value in cpu.items() if mine(pid)]
-    engine = sum(s for title, s in ours if title.startswith(ENGINE_PROCESS))
-    return engine, sum(s for _, s in ours)
+    """(engine replica, every Serve replica and proxy) CPU seconds so far."""
+    return serve_cpu_seconds(ENGINE_PROCESS)
 
 
 def engine_calls(base_url: str) -> float:

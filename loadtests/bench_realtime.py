@@ -46,6 +46,7 @@ from typing import Any
 import httpx
 import jiwer
 import numpy as np
+from process_cpu import serve_cpu_seconds
 
 from cli.realtime_client import RealtimeClient, StreamRecord, realtime_url
 from serve.audio import decode_audio_bytes
@@ -328,39 +329,11 @@ async def one_session(url: str, plan: Program, configure: dict[str, Any]) -> Ses
 
 # -- the server's CPU --------------------------------------------------------------------------
 ENGINE_PROCESS = "ray::ServeReplica:theo:whisper-"
-SERVER_PROCESSES = ("ray::ServeReplica:theo:", "ray::ProxyActor")
 
 
 def cpu_seconds() -> tuple[float, float]:
-    """(engine replica, all Serve replicas and proxies) CPU seconds so far, from /proc, for
-    the processes this run started."""
-    tick = os.sysconf("SC_CLK_TCK")
-    parents: dict[int, int] = {}
-    cpu: dict[int, tuple[str, float]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            title = (entry / "cmdline").read_bytes().split(b"\0")[0].decode(errors="ignore")
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(entry.name)
-        parents[pid] = int(fields[1])
-        if title.startswith(SERVER_PROCESSES):
-            cpu[pid] = (title, (int(fields[11]) + int(fields[12])) / tick)
-    me = os.getpid()
-
-    def mine(pid: int) -> bool:
-        while pid > 1:
-            if pid == me:
-                return True
-            pid = parents.get(pid, 0)
-        return False
-
-    ours = {pid: value for pid, value in cpu.items() if mine(pid)}
-    engine = sum(s for title, s in ours.values() if title.startswith(ENGINE_PROCESS))
-    return engine, sum(s for _, s in ours.values())
+    """(engine replica, every Serve replica and proxy) CPU seconds so far."""
+    return serve_cpu_seconds(ENGINE_PROCESS)
 
 
 def client_cpu_seconds() -> float:
