@@ -27,8 +27,11 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = r"""
 set -e
 mount --make-rprivate /
+# A checkout under /tmp would vanish under the new /tmp: carry it over through /mnt.
+under_tmp=0; case "$REPO" in /tmp/*) under_tmp=1; mount --bind "$REPO" /mnt ;; esac
 mount -o remount,bind,ro /
 mount -t tmpfs -o size=4g tmpfs /tmp
+if [ "$under_tmp" = 1 ]; then mkdir -p "$REPO" && mount --bind /mnt "$REPO"; fi
 mkdir -p /tmp/home && export HOME=/tmp/home
 if touch /read-only-probe 2>/dev/null; then echo "the root is writable" >&2; exit 3; fi
 cd "$REPO"
